@@ -187,14 +187,20 @@ class Connection(asyncio.Protocol):
         self._paused_by: set[RecvStream] = set()
         self._next_id = 1
         self.transport: asyncio.Transport | None = None
+        self._early: list[bytes] = []
         self.closed = asyncio.Event()
         self.close_reason = ""
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
+        self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=WRITE_BATCH_MAX, low=WRITE_BATCH_MAX // 4)
         self._on_open(self)
+        early, self._early = self._early, []
+        for data in early:
+            if self.closed.is_set():
+                break
+            self.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed.is_set():
@@ -219,6 +225,9 @@ class Connection(asyncio.Protocol):
         self._on_close(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:  # start_tls may deliver data before connection_made
+            self._early.append(data)
+            return
         self._decoder.feed(data)
         try:
             while (frame := self._decoder.next_frame()) is not None:

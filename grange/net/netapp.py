@@ -54,6 +54,8 @@ class NetApp:
         self._max_header_len = max_header_len
         self._server: asyncio.base_events.Server | None = None
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
+        self._accepting: set[asyncio.Task[None]] = set()
+        self.refused_connections = 0
         # Callbacks of the membership layer: (peer id, connection).
         self.on_connected: list[Callable[[Connection], None]] = []
         self.on_disconnected: list[Callable[[Connection], None]] = []
@@ -98,23 +100,49 @@ class NetApp:
                 cb(conn)
 
     async def listen(self, host: str, port: int) -> int:
-        """Start accepting connections; returns the bound port."""
+        """Start accepting connections; returns the bound port.
 
-        def factory() -> Connection:
-            conn = self._protocol()
-            conn.incoming = True
-            return conn
-
+        The TLS handshake is run explicitly (`loop.start_tls`) rather than by the server, so
+        that a refused client (wrong secret, garbage, silence) is logged once with its reason:
+        uvloop's server-side handshake errors are otherwise only visible in debug mode.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            factory,
-            host,
-            port,
-            ssl=self.identity.server_context,
-            ssl_handshake_timeout=self._handshake_timeout_s,
-            reuse_address=True,
+            lambda: _Accepting(self), host, port, reuse_address=True
         )
         return self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, raw: asyncio.Transport) -> None:
+        peer = raw.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        conn = self._protocol()
+        conn.incoming = True
+        loop = asyncio.get_running_loop()
+        # Reading was paused on accept so that no byte reaches the placeholder protocol;
+        # resume once start_tls (below) has installed its TLS protocol on the transport.
+        loop.call_soon(raw.resume_reading)
+        try:
+            tls = await loop.start_tls(
+                raw, conn, self.identity.server_context, server_side=True,
+                ssl_handshake_timeout=self._handshake_timeout_s,
+            )
+        except ssl.SSLCertVerificationError as e:
+            reason = f"certificate not signed with our rpc_secret ({e.verify_message})"
+        except ssl.SSLError as e:
+            reason = f"TLS handshake failed ({e.reason or e})"
+        except TimeoutError:
+            reason = "TLS handshake timed out"
+        except (OSError, ConnectionError) as e:
+            reason = f"connection failed during TLS handshake ({e})"
+        else:
+            if tls is None:  # pragma: no cover - the peer went away during the handshake
+                raw.abort()
+                return
+            conn.connection_made(tls)
+            return
+        self.refused_connections += 1
+        log.warning("[%s] refused connection from %s: %s", self.id[:8], where, reason)
+        raw.abort()
 
     async def connect(self, peer_id: str, addr: str) -> Connection:
         """Dial `peer_id` at `addr` (reusing an open connection); checks the peer's identity."""
@@ -227,6 +255,8 @@ class NetApp:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in list(self._accepting):
+            task.cancel()
         for conn in [*self.client_conns.values(), *self.server_conns.values()]:
             conn.close()
         if self._server is not None:
@@ -235,6 +265,22 @@ class NetApp:
                     await self._server.wait_closed()
             except TimeoutError:
                 pass
+
+
+class _Accepting(asyncio.Protocol):
+    """A TCP connection before its TLS handshake: hands the socket to `NetApp._accept`."""
+
+    def __init__(self, netapp: NetApp) -> None:
+        self._netapp = netapp
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]  # _accept resumes it
+        task = asyncio.get_running_loop().create_task(self._netapp._accept(transport))  # type: ignore[arg-type]
+        self._netapp._accepting.add(task)
+        task.add_done_callback(self._netapp._accepting.discard)
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - reading is paused
+        pass
 
 
 class LocalStream:
