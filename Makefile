@@ -16,7 +16,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 ## make run: install into .venv and start a single node under ./grange-data/
 run: $(STAMP)
-	$(BIN)/grange server --single-node --data-root ./grange-data
+	$(BIN)/grange quickstart --dir ./grange-data
 
 ## make test: install test extras into .venv and run the whole suite
 test: $(STAMP)

@@ -28,10 +28,6 @@ from grange.net.keys import make_tls_identity
 from grange.net.netapp import NetApp
 
 MIB = 1024 * 1024
-if os.environ.get("BENCH_LOOP") == "uvloop":  # compare with uvloop, when installed
-    import uvloop
-
-    asyncio.run = uvloop.run  # type: ignore[assignment]
 SECRET = bytes.fromhex(os.environ.get("BENCH_SECRET", "11" * 32))
 # Fixed server key so that the client knows which node id to expect.
 SERVER_KEY_SEED = bytes(range(32))

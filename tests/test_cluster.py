@@ -196,3 +196,47 @@ def test_single_node_mode_assigns_itself_and_survives_restart(tmp_path) -> None:
         assert node.api("GetClusterHealth")["status"] == "healthy"
     finally:
         node.stop()
+
+
+def test_layout_operations_through_json_api_match_the_contract(cluster3: Cluster) -> None:
+    from tests.spec import assert_matches_spec
+
+    a, b, c = cluster3.nodes
+    roles = [{"id": n.id, "zone": z, "capacity": 2 * 10**9, "tags": ["ssd"]}
+             for n, z in zip(cluster3.nodes, ["dc1", "dc1", "dc2"], strict=True)]
+    staged = a.api("UpdateClusterLayout", {"roles": roles, "parameters": {"zoneRedundancy": {"atLeast": 2}}})
+    assert_matches_spec("UpdateClusterLayout", staged)
+    assert len(staged["stagedRoleChanges"]) == 3
+    # staged changes are gossiped: another node shows them too
+    wait_until(lambda: len(c.api("GetClusterLayout")["stagedRoleChanges"]) == 3, 20, "staged roles on node 2")
+    preview = b.api("PreviewClusterLayoutChanges")
+    assert_matches_spec("PreviewClusterLayoutChanges", preview)
+    assert preview["newLayout"]["version"] == 1 and preview["message"]
+    applied = c.api("ApplyClusterLayout", {"version": 1})
+    assert_matches_spec("ApplyClusterLayout", applied)
+    assert applied["layout"]["parameters"] == {"zoneRedundancy": {"atLeast": 2}}
+    for node in cluster3.nodes:
+        wait_until(lambda node=node: node.api("GetClusterLayout")["version"] == 1, 20, "layout 1 everywhere")
+        assert_matches_spec("GetClusterLayout", node.api("GetClusterLayout"))
+        assert_matches_spec("GetClusterStatus", node.api("GetClusterStatus"))
+        assert_matches_spec("GetClusterHealth", node.api("GetClusterHealth"))
+        assert_matches_spec("GetClusterLayoutHistory", node.api("GetClusterLayoutHistory"))
+    info = a.api("GetNodeInfo", {"node": "*"})
+    assert_matches_spec("GetNodeInfo", info)
+    assert set(info["success"]) == {n.id for n in cluster3.nodes} and info["error"] == {}
+    assert_matches_spec("GetClusterStatistics", a.api("GetClusterStatistics"))
+    assert_matches_spec("GetNodeStatistics", a.api("GetNodeStatistics", {"node": "self"}))
+    conn = a.api("ConnectClusterNodes", [f"{b.id}@{b.addr}", "nonsense"])
+    assert_matches_spec("ConnectClusterNodes", conn)
+    assert conn[0]["success"] is True and conn[1]["success"] is False and conn[1]["error"]
+    # stage a removal, then revert it
+    a.api("UpdateClusterLayout", {"roles": [{"id": c.id, "remove": True}]})
+    reverted = a.api("RevertClusterLayout")
+    assert_matches_spec("RevertClusterLayout", reverted)
+    assert reverted["stagedRoleChanges"] == [] and reverted["version"] == 1
+    # malformed requests: one-line errors, nothing staged
+    for bad in ({"roles": [{"id": "zz"}]}, {"roles": [{"id": c.id, "zone": "dc1", "capacity": -5, "tags": []}]},
+                {"parameters": {"zoneRedundancy": {"atLeast": 9}}}):
+        with pytest.raises(CliFailed):
+            a.api("UpdateClusterLayout", bad)
+    assert a.api("GetClusterLayout")["stagedRoleChanges"] == []

@@ -95,8 +95,11 @@ def quickstart(ctx: click.Context, root: str) -> None:
 
     path = ensure_config(root)
     ctx.obj.config_path = path
-    click.echo(f"config: {path}")
-    click.echo(f"CLI:    grange -c {path} status")
+    exe = os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
+    click.echo(f"Single-node Grange, config in {path}")
+    click.echo(f"  status:  {exe} -c {path} status")
+    click.echo(f"  layout:  {exe} -c {path} layout show")
+    click.echo("  (the S3 API arrives with a later version; [s3_api] is already in the config)")
     ctx.invoke(server, single_node=True)
 
 
