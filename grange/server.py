@@ -20,6 +20,7 @@ from typing import Any
 from grange.api.admin.registry import NodeContext
 from grange.api.admin.rpc import ENDPOINT as ADMIN_ENDPOINT
 from grange.api.admin.rpc import rpc_handler
+from grange.model.model import Model
 from grange.net.keys import load_or_create_node_key, make_tls_identity
 from grange.net.netapp import NetApp, split_host_port
 from grange.rpc.layout.manager import LayoutManager
@@ -31,6 +32,20 @@ from grange.util.config import Config
 log = logging.getLogger("grange")
 
 SINGLE_NODE_ZONE = "dc1"
+
+
+def _test_delays() -> dict[str, float]:
+    """Test hooks: shorter tombstone-GC and block-deletion delays for the fault tests.
+
+    `GRANGE_TEST_GC_DELAY_S` (default 24 h) and `GRANGE_TEST_BLOCK_GC_DELAY_S` (default
+    10 min). Not config keys: an operator has no reason to change them.
+    """
+    out = {}
+    if "GRANGE_TEST_GC_DELAY_S" in os.environ:
+        out["gc_delay_s"] = float(os.environ["GRANGE_TEST_GC_DELAY_S"])
+    if "GRANGE_TEST_BLOCK_GC_DELAY_S" in os.environ:
+        out["block_gc_delay_s"] = float(os.environ["GRANGE_TEST_BLOCK_GC_DELAY_S"])
+    return out
 
 
 def setup_logging() -> None:
@@ -106,14 +121,17 @@ async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Eve
         metadata_dir=config.metadata_dir, data_dirs=data_dirs, public_addr=public_addr,
         bootstrap_peers=list(config.bootstrap_peers), ping_timeout_s=config.rpc_ping_timeout_msec / 1000,
     )
-    ctx = NodeContext(config=config, netapp=netapp, system=system, layout=layout, db_engine=config.db_engine)
-    netapp.register(ADMIN_ENDPOINT, rpc_handler(ctx))
     supervisor = Supervisor(tag)
+    model = await Model.open(config, netapp, system, layout, **_test_delays())
+    ctx = NodeContext(config=config, netapp=netapp, system=system, layout=layout, db_engine=config.db_engine,
+                      model=model, supervisor=supervisor)
+    netapp.register(ADMIN_ENDPOINT, rpc_handler(ctx))
 
     host, port = split_host_port(config.rpc_bind_addr)
     await netapp.listen(host, port)
     await layout.save()
     system.start(supervisor)
+    model.spawn_workers(supervisor)
     if single_node:
         await _single_node_layout(layout, identity.node_id, data_dirs[0])
     log.info("[%s] node %s@%s listening for RPC on %s (layout version %d)",
@@ -132,6 +150,7 @@ async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Eve
         await system.stop()
         await layout.save()
         await netapp.close()
+        await model.close()
         log.info("[%s] stopped", tag)
 
 

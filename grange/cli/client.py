@@ -8,7 +8,8 @@ list it, gossip it or persist it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,15 +43,21 @@ def parse_target(rpc_host: str) -> tuple[str, str]:
     return node_id, addr
 
 
-async def _call(secret: bytes, target: tuple[str, str], op: str, body: Any, query: dict[str, str]) -> Any:
+async def _call(secret: bytes, target: tuple[str, str], op: str, body: Any, query: dict[str, str],
+                upload: BinaryIO | None = None, download: BinaryIO | None = None) -> Any:
     netapp = NetApp(make_tls_identity(Ed25519PrivateKey.generate(), secret))
     node_id, addr = target
     try:
         await netapp.connect(node_id, addr)
-        answer = await netapp.call(
+        answer, stream = await netapp.call_stream(
             node_id, "admin/op", {"op": op, "body": body, "query": query},
             prio=Priority.INTERACTIVE, timeout_s=CLI_TIMEOUT_S,
+            stream=_read_chunks(upload) if upload is not None else None,
         )
+        if stream is not None:
+            async for chunk in stream:
+                if download is not None:
+                    download.write(chunk)
     except RpcError as e:
         raise CliError(f"cannot reach node {node_id[:16]} at {addr}: {e}") from None
     finally:
@@ -62,7 +69,18 @@ async def _call(secret: bytes, target: tuple[str, str], op: str, body: Any, quer
     return answer["ok"]
 
 
-def admin_call(config: Config, rpc_host: str | None, op: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
+def admin_call(config: Config, rpc_host: str | None, op: str, body: Any = None, query: dict[str, str] | None = None,
+               upload: BinaryIO | None = None, download: BinaryIO | None = None) -> Any:
+    """Call one admin operation; `upload` streams a file as the request body, `download`
+    receives a streamed answer."""
     assert config.rpc_secret_bytes is not None
     target = parse_target(rpc_host) if rpc_host else local_target(config)
-    return asyncio.run(_call(config.rpc_secret_bytes, target, op, body, query or {}))
+    return asyncio.run(_call(config.rpc_secret_bytes, target, op, body, query or {}, upload, download))
+
+
+async def _read_chunks(f: BinaryIO, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    while True:
+        chunk = await asyncio.to_thread(f.read, size)
+        if not chunk:
+            return
+        yield chunk

@@ -38,8 +38,8 @@ class Ctx:
             self._config = load_config(self.config_path, env, require_secret=require_secret)
         return self._config
 
-    def call(self, op: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
-        return admin_call(self.config(), self.rpc_host, op, body, query)
+    def call(self, op: str, body: Any = None, query: dict[str, str] | None = None, **streams: Any) -> Any:
+        return admin_call(self.config(), self.rpc_host, op, body, query, **streams)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -292,6 +292,17 @@ def json_api(c: Ctx, operation: str, payload: str | None) -> None:
     if isinstance(body, dict) and isinstance(body.get("node"), str):
         query["node"] = body.pop("node")  # node-scoped operations: {"node": "self" | "*" | ID}
     click.echo(json.dumps(c.call(operation, body, query), indent=2))
+
+
+from grange.cli.operations import block, debug, repair, stats, worker  # noqa: E402
+
+for _command in (worker, repair, block, stats, debug):
+    cli.add_command(_command)
+
+from grange.cli.keys_buckets import bucket, key  # noqa: E402
+
+cli.add_command(key)
+cli.add_command(bucket)
 
 
 def main() -> None:

@@ -259,6 +259,9 @@ class NetApp:
             task.cancel()
         for conn in [*self.client_conns.values(), *self.server_conns.values()]:
             conn.close()
+            if conn.transport is not None:
+                conn.transport.abort()  # handlers are cancelled now, not after a drain
+        await asyncio.sleep(0)
         if self._server is not None:
             try:
                 async with asyncio.timeout(2):

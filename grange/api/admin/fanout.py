@@ -27,7 +27,8 @@ def select_nodes(ctx: NodeContext, selector: str) -> list[str]:
 
 
 async def fan_out(
-    ctx: NodeContext, op: str, query: dict[str, str], local: Callable[[NodeContext], Awaitable[Any]]
+    ctx: NodeContext, op: str, query: dict[str, str], local: Callable[[NodeContext], Awaitable[Any]],
+    body: Any = None,
 ) -> dict[str, Any]:
     nodes = select_nodes(ctx, query.get("node", "self"))
 
@@ -35,7 +36,7 @@ async def fan_out(
         if node == ctx.system.id:
             return await local(ctx)
         answer = await ctx.netapp.call(
-            node, "admin/op", {"op": op, "body": None, "query": {"node": "self"}},
+            node, "admin/op", {"op": op, "body": body, "query": {"node": "self"}},
             prio=Priority.INTERACTIVE, timeout_s=ADMIN_RPC_TIMEOUT_S,
         )
         if "error" in answer:

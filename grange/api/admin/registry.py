@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from grange.model.model import Model
     from grange.net.netapp import NetApp
     from grange.rpc.layout.manager import LayoutManager
     from grange.rpc.system import System
+    from grange.util.background import Supervisor
     from grange.util.config import Config
 
 
@@ -45,6 +47,8 @@ class NodeContext:
     system: System
     layout: LayoutManager
     db_engine: str
+    model: Model
+    supervisor: Supervisor
 
 
 Body = Any
@@ -59,24 +63,32 @@ class Operation:
     # Node-scoped operations take `?node=` (id, id prefix, `self` or `*`) and answer a
     # MultiResponse `{success: {node: ...}, error: {node: msg}}` (Garage admin v2).
     node_scoped: bool = False
+    # Internal operations (the test entry point of `grange debug`) are not part of Garage's
+    # admin API: reachable over the cluster RPC only, never over HTTP. They may take a
+    # streamed request body and return a `Reply` with a streamed answer.
+    internal: bool = False
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(name: str, *, node_scoped: bool = False) -> Callable[[OpHandler], OpHandler]:
+def operation(name: str, *, node_scoped: bool = False, internal: bool = False) -> Callable[[OpHandler], OpHandler]:
     def register(fn: OpHandler) -> OpHandler:
         assert name not in OPERATIONS, f"admin operation {name} defined twice"
-        OPERATIONS[name] = Operation(name, fn, node_scoped)
+        OPERATIONS[name] = Operation(name, fn, node_scoped, internal)
         return fn
 
     return register
 
 
-async def dispatch(ctx: NodeContext, name: str, body: Body, query: Query) -> Any:
+async def dispatch(ctx: NodeContext, name: str, body: Body, query: Query, stream: Any = None) -> Any:
     op = OPERATIONS.get(name)
     if op is None:
         raise NotFound(f"unknown admin operation {name!r}")
+    if op.internal:
+        return await op.handler(ctx, body, query, stream)  # type: ignore[call-arg]
+    if stream is not None:
+        stream.close()
     return await op.handler(ctx, body, query)
 
 

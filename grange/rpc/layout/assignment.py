@@ -114,7 +114,9 @@ def _validate(
     storage = sorted(n for n, r in roles.items() if r.capacity is not None)
     gateways = sorted(n for n, r in roles.items() if r.capacity is None)
     if len(storage) > MAX_STORAGE_NODES:
-        raise LayoutError(f"layout has {len(storage)} storage nodes, more than the maximum {MAX_STORAGE_NODES}")
+        raise LayoutError(
+            f"layout has {len(storage)} storage nodes, more than the maximum {MAX_STORAGE_NODES}"
+        )
     if len(storage) < rf:
         extra = f" (gateway nodes store nothing: {len(gateways)} not counted)" if gateways else ""
         raise LayoutError(
@@ -235,10 +237,14 @@ def _min_move_flow(
                 g.add_edge(pz(p, z), node(n), capacity=1, weight=0 if n in prev_sets[p] else 1)
     for n in range(n_nodes):
         g.add_edge(node(n), sink, capacity=caps[n] // size, weight=0)
-    try:
-        _cost, flow = nx.network_simplex(g)
-    except nx.NetworkXUnfeasible as e:  # pragma: no cover - S was just proven feasible
-        raise AssertionError(f"min-cost flow infeasible at a feasible partition size: {e}") from e
+    if any(prev_sets):
+        try:
+            _cost, flow = nx.network_simplex(g)
+        except nx.NetworkXUnfeasible as e:  # pragma: no cover - S was just proven feasible
+            raise AssertionError(f"min-cost flow infeasible at a feasible partition size: {e}") from e
+    else:  # nothing to keep: every maximum flow costs the same, and max flow is ~5x faster
+        value, flow = nx.maximum_flow(g, src, sink, flow_func=preflow_push)
+        assert value == P * rf, "max flow below P * rf at a feasible partition size"
     result: list[list[int]] = []
     for p in range(P):
         holders = [n for z in range(n_zones) for n in nodes_by_zone[z] if flow[pz(p, z)].get(node(n), 0) > 0]
@@ -380,7 +386,9 @@ def _report(
     total = sum(roles[n].capacity or 0 for n in storage)
     used = size * n_partitions * rf
     pct = 100.0 * used / total if total else 0.0
-    msg.append(f"Usable capacity / total cluster capacity: {format_bytes(used)} / {format_bytes(total)} ({pct:.1f} %)")
+    msg.append(
+        f"Usable capacity / total cluster capacity: {format_bytes(used)} / {format_bytes(total)} ({pct:.1f} %)"
+    )
     msg.append(f"Effective capacity (replication factor {rf}): {format_bytes(used // rf)}")
     if pct < USABLE_SHARE_WARN_PCT:
         msg.append(
@@ -403,8 +411,10 @@ def _report(
         cap_z = sum(roles[storage[i]].capacity or 0 for i in idx)
         stored_z = sum(stored[i] for i in idx)
         usable_z = stored_z * size
-        msg.append(f"Zone {z}: {stored_z} partition copies, usable {format_bytes(usable_z)} of "
-                   f"{format_bytes(cap_z)} ({100.0 * usable_z / cap_z:.1f} %)")
+        msg.append(
+            f"Zone {z}: {stored_z} partition copies, usable {format_bytes(usable_z)} of "
+            f"{format_bytes(cap_z)} ({100.0 * usable_z / cap_z:.1f} %)"
+        )
         for i in idx:
             n = storage[i]
             cap = roles[n].capacity or 0

@@ -275,10 +275,13 @@ class LayoutHistory(msgspec.Struct):
         return pruned
 
     def _trim_old_versions(self) -> None:
-        live = {v.version for v in self.versions}
+        """Dedupe old versions by number (first seen wins), keep those older than the live
+        ones (a peer may know pruned versions newer than ours if we refused its live ones),
+        and only the newest OLD_VERSIONS_MAX."""
+        oldest_live = self.min_stored()
         by_num: dict[int, LayoutVersion] = {}
         for v in self.old_versions:
-            if v.version not in live:
+            if v.version < oldest_live:
                 by_num.setdefault(v.version, v)
         self.old_versions = [by_num[k] for k in sorted(by_num)[-OLD_VERSIONS_MAX:]]
 
@@ -458,7 +461,9 @@ class LayoutHistory(msgspec.Struct):
                 raise LayoutError(f"live versions are not consecutive: {prev.version} then {nxt.version}")
         for v in self.versions:
             if v.replication_factor != rf:
-                raise LayoutError(f"version {v.version} has replication factor {v.replication_factor}, not {rf}")
+                raise LayoutError(
+                    f"version {v.version} has replication factor {v.replication_factor}, not {rf}"
+                )
             try:
                 v.check()
             except LayoutError as e:
@@ -470,8 +475,11 @@ class LayoutHistory(msgspec.Struct):
             raise LayoutError(f"more than {OLD_VERSIONS_MAX} old versions")
         for node in self.staging.value.roles.entries:
             check_node_id(node)
-        for tracker in (self.update_trackers.ack_map, self.update_trackers.sync_map,
-                        self.update_trackers.sync_ack_map):
+        for tracker in (
+            self.update_trackers.ack_map,
+            self.update_trackers.sync_map,
+            self.update_trackers.sync_ack_map,
+        ):
             for node in tracker:
                 check_node_id(node)
 
@@ -490,7 +498,9 @@ class LayoutHistory(msgspec.Struct):
         except msgspec.DecodeError as e:
             raise LayoutError(f"malformed layout history: {e}") from e
         if header.v != FORMAT_VERSION:
-            raise LayoutError(f"unsupported layout history format version {header.v} (known: {FORMAT_VERSION})")
+            raise LayoutError(
+                f"unsupported layout history format version {header.v} (known: {FORMAT_VERSION})"
+            )
         try:
             history = msgspec.msgpack.decode(data, type=_FormatV1).history
         except msgspec.DecodeError as e:

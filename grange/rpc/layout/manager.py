@@ -6,10 +6,11 @@ This is the thin async shell around the pure `LayoutHistory` (history.py). It ow
   atomically off the event loop; an operator's change is acknowledged only once written;
 - the digest that `system/status` carries, so that peers notice a difference and exchange
   layouts (`System`);
-- this node's update trackers: when a new version appears, the node acknowledges it. Until
-  tables exist that must be synced first, a node counts as synced as soon as it has
-  acknowledged (issue 3 moves `sync` behind the end of table and block sync);
-- `on_change` callbacks (the gossip push, later the tables' reaction to a new layout).
+- this node's update trackers (design §6): `ack` as soon as a version is known; `sync` once
+  every local table finished an anti-entropy pass under it (`synced_version`, supplied by
+  the model; without tables, at once); `sync_ack` = the lowest `sync` of all nodes as seen
+  here. Old versions are pruned when every node's `sync_ack` passed them;
+- `on_change` callbacks (the gossip push, the tables' sync after a new layout).
 
 `replication_factor` comes from the node's config; a stored or received layout with another
 factor is refused with a message, as Garage does.
@@ -34,7 +35,10 @@ LAYOUT_FILE = "cluster_layout"
 
 class LayoutManager:
     def __init__(
-        self, metadata_dir: str, replication_factor: int, node_id: str,
+        self,
+        metadata_dir: str,
+        replication_factor: int,
+        node_id: str,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.path = os.path.join(metadata_dir, LAYOUT_FILE)
@@ -43,6 +47,8 @@ class LayoutManager:
         self.replication_factor = replication_factor
         self.clock_ms = clock_ms
         self.on_change: list[Callable[[], None]] = []
+        # The layout version every local table finished syncing (set by the model wiring).
+        self.synced_version: Callable[[], int] | None = None
         self.history = self._load()
         self._refresh()
         self._write_lock = asyncio.Lock()
@@ -66,11 +72,23 @@ class LayoutManager:
         self.digest = self.history.digest()
         self._encoded = self.history.encode()
 
-    def _mark_own_trackers(self) -> None:
-        v = self.history.current().version
-        self.history.ack(self.node_id, v)
-        self.history.sync(self.node_id, v)
-        self.history.sync_ack(self.node_id, v)
+    def _mark_own_trackers(self) -> bool:
+        """ack = newest version seen; sync = what our tables finished syncing (all of it when
+        no data is held yet); sync_ack = the lowest sync of all nodes, as seen from here."""
+        h = self.history
+        v = h.current().version
+        changed = h.ack(self.node_id, v)
+        synced = v if self.synced_version is None else min(v, self.synced_version())
+        changed |= h.sync(self.node_id, synced)
+        changed |= h.sync_ack(self.node_id, h.min_sync())
+        if h.prune():
+            changed = True
+        return changed
+
+    def refresh_trackers(self) -> None:
+        """Re-read the tables' sync progress; gossip our trackers if they moved."""
+        if self._mark_own_trackers():
+            self._changed()
 
     async def save(self) -> None:
         """Write the current layout if it changed since the last write (off the event loop)."""
@@ -105,7 +123,10 @@ class LayoutManager:
         if other.replication_factor != self.replication_factor:
             log.warning(
                 "[%s] ignoring layout from %s: replication factor %d, ours is %d",
-                self.tag, source, other.replication_factor, self.replication_factor,
+                self.tag,
+                source,
+                other.replication_factor,
+                self.replication_factor,
             )
             return other.digest()
         before = self.current().version

@@ -127,7 +127,9 @@ class LayoutVersion(msgspec.Struct, frozen=True):
         return list(self.node_id_vec)
 
     def storage_nodes(self) -> list[str]:
-        return [n for n in self.node_id_vec if (r := self.roles.get(n)) is not None and r.capacity is not None]
+        return [
+            n for n in self.node_id_vec if (r := self.roles.get(n)) is not None and r.capacity is not None
+        ]
 
     def gateway_nodes(self) -> list[str]:
         return [n for n in self.node_id_vec if (r := self.roles.get(n)) is not None and r.capacity is None]
@@ -180,7 +182,9 @@ class LayoutVersion(msgspec.Struct, frozen=True):
         for node, role in self.roles.items():
             check_node_id(node)
             if role.capacity is not None and role.capacity <= 0:
-                raise LayoutError(f"node {short_id(node)} has capacity {role.capacity}, which is not positive")
+                raise LayoutError(
+                    f"node {short_id(node)} has capacity {role.capacity}, which is not positive"
+                )
 
         storage = sorted(n for n, r in self.roles.items() if r.capacity is not None)
         if len(set(self.node_id_vec)) != len(self.node_id_vec):
@@ -192,11 +196,15 @@ class LayoutVersion(msgspec.Struct, frozen=True):
 
         if not storage:
             if self.ring_assignment or self.partition_size != 0:
-                raise LayoutError("a layout without storage nodes must have an empty ring and partition size 0")
+                raise LayoutError(
+                    "a layout without storage nodes must have an empty ring and partition size 0"
+                )
             return
 
         if len(storage) > MAX_STORAGE_NODES:
-            raise LayoutError(f"layout has {len(storage)} storage nodes, more than the maximum {MAX_STORAGE_NODES}")
+            raise LayoutError(
+                f"layout has {len(storage)} storage nodes, more than the maximum {MAX_STORAGE_NODES}"
+            )
         if len(storage) < rf:
             raise LayoutError(
                 f"replication factor {rf} needs at least {rf} storage nodes, layout has {len(storage)}"
@@ -207,7 +215,9 @@ class LayoutVersion(msgspec.Struct, frozen=True):
                 f"ring has {len(self.ring_assignment)} entries instead of {expected_len} ({N_PARTITIONS} x rf={rf})"
             )
         if self.partition_size < 1:
-            raise LayoutError(f"partition size {self.partition_size} is invalid for a layout with storage nodes")
+            raise LayoutError(
+                f"partition size {self.partition_size} is invalid for a layout with storage nodes"
+            )
 
         zones = storage_zones(self.roles)
         zr = self.effective_zone_redundancy()
@@ -227,7 +237,9 @@ class LayoutVersion(msgspec.Struct, frozen=True):
                 raise LayoutError(f"partition {p} does not have {rf} distinct holders")
             p_zones = {self.roles[self.node_id_vec[i]].zone for i in holders}
             if len(p_zones) < zr:
-                raise LayoutError(f"partition {p} spans {len(p_zones)} zones, fewer than zone redundancy {zr}")
+                raise LayoutError(
+                    f"partition {p} spans {len(p_zones)} zones, fewer than zone redundancy {zr}"
+                )
         for i, used in enumerate(usage):
             node = self.node_id_vec[i]
             cap = self.roles[node].capacity
