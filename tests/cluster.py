@@ -50,7 +50,8 @@ class CliFailed(Exception):
 
 
 class Node:
-    def __init__(self, root: Path, index: int, secret: str, rf: int, extra_config: str = "") -> None:
+    def __init__(self, root: Path, index: int, secret: str, rf: int, extra_config: str = "",
+                 env: dict[str, str] | None = None) -> None:
         self.index = index
         self.dir = root / f"node{index}"
         self.dir.mkdir(parents=True)
@@ -58,6 +59,7 @@ class Node:
         self.secret = secret
         self.rf = rf
         self.extra_config = extra_config
+        self.env = {**os.environ, **(env or {})}
         self.config = self.dir / "grange.toml"
         self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -89,7 +91,7 @@ api_bind_addr = "127.0.0.1:{free_port()}"
         assert self.proc is None or self.proc.poll() is not None
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([GRANGE, "-c", str(self.config), "server", *extra], stdout=log, stderr=log,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env)
         log.close()
         self.id = wait_until(self._read_id, 30, f"node {self.index} to start")
 
@@ -150,10 +152,18 @@ api_bind_addr = "127.0.0.1:{free_port()}"
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int, rf: int = 3, secret: str | None = None) -> None:
+    def __init__(self, root: Path, n: int, rf: int = 3, secret: str | None = None, extra_config: str = "",
+                 env: dict[str, str] | None = None) -> None:
         self.secret = secret or secrets.token_hex(32)
-        self.nodes = [Node(root, i, self.secret, rf) for i in range(n)]
+        self.root, self.extra_config, self.env = root, extra_config, env
+        self.nodes = [Node(root, i, self.secret, rf, extra_config, env) for i in range(n)]
         self.rf = rf
+
+    def add_node(self) -> Node:
+        node = Node(self.root, len(self.nodes), self.secret, self.rf, self.extra_config, self.env)
+        self.nodes.append(node)
+        node.start()
+        return node
 
     def start(self) -> None:
         for node in self.nodes:

@@ -246,7 +246,8 @@ class NetApp:
         handler = self.endpoints.get(endpoint)
         if handler is None:
             raise NotConnected(f"no such endpoint: {endpoint}")
-        result = await handler(self.id, body, stream)  # type: ignore[arg-type]
+        local_stream = LocalStream(stream) if stream is not None else None
+        result = await handler(self.id, body, local_stream)  # type: ignore[arg-type]
         if isinstance(result, Reply):
             return result.body, (LocalStream(result.stream) if result.stream is not None else None)
         return result, None
