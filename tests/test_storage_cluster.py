@@ -165,8 +165,9 @@ def test_corrupted_block_file_is_served_from_another_node_and_scrub_repairs_it(c
     data = os.urandom(1024 * 1024 + 5)
     put(a, "data", "k", data, tmp_path)
     wait_until(lambda: len(blocks_of(b)["stored"]) == 2, 20, "blocks on b")
-    block = blocks_of(b)["stored"][0]
-    path = next(p for p in (b.dir / "data").rglob(block + "*") if not p.name.endswith(".corrupted"))
+    files = [p for p in (b.dir / "data").rglob("*") if p.is_file() and len(p.name.split(".")[0]) == 64]
+    path = max(files, key=lambda p: p.stat().st_size)  # the 1 MiB block, not the 5-byte tail
+    block = path.name.split(".")[0]
     raw = bytearray(path.read_bytes())
     raw[100] ^= 0xFF
     path.write_bytes(bytes(raw))

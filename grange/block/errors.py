@@ -37,8 +37,8 @@ class BlockError(Exception):
 class BlockNotFound(BlockError):
     """No copy of the block is stored in any of this node's data dirs."""
 
-    def __init__(self, hash: bytes) -> None:
-        super().__init__(f"block {_short(hash)} not found")
+    def __init__(self, hash: bytes, detail: str = "") -> None:
+        super().__init__(f"block {_short(hash)} not found" + (f": {detail}" if detail else ""))
         self.hash = hash
 
 

@@ -210,9 +210,7 @@ class BlockManager:
                     self.resync.enqueue_now(hash)  # fetch a good copy back
             except (BlockError, RpcError, TimeoutError, ValueError) as e:
                 errors.append(f"{node[:8]}: {e}")
-        raise BlockNotFound(
-            f"block {hash.hex()} not readable from any holder ({'; '.join(errors) or 'no holder'})"
-        )
+        raise BlockNotFound(hash, f"not readable from any holder ({'; '.join(errors) or 'no holder'})")
 
     async def _handle_get(self, peer: str, body: Any, stream: Any) -> Reply:
         hash = bytes(body["hash"])

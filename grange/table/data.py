@@ -20,7 +20,6 @@ layer runs them in its thread pool.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import time
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from grange.db import Db, Tx
+from grange.table.merkle import todo_value
 from grange.table.schema import (
     EntryDecodeError,
     PartitionKey,
@@ -43,7 +43,7 @@ E = TypeVar("E")
 
 
 def value_hash(encoded: bytes) -> bytes:
-    return hashlib.blake2b(encoded, digest_size=32).digest()
+    return todo_value(encoded)
 
 
 class TableData(Generic[E]):
@@ -126,7 +126,7 @@ class TableData(Generic[E]):
             return None
         tx.insert(self.store, key, new_raw)
         vh = value_hash(new_raw)
-        tx.insert(self.merkle_todo, key, vh)
+        tx.insert(self.merkle_todo, key, todo_value(new_raw))
         if self.schema.is_tombstone(new):
             tx.insert(self.gc_todo, key, struct.pack(">Q", self.clock_ms()) + vh)
         self.schema.updated(tx, old, new)
@@ -141,7 +141,7 @@ class TableData(Generic[E]):
                 return False
             old = self.schema.decode(cur)
             tx.remove(self.store, key)
-            tx.insert(self.merkle_todo, key, b"")
+            tx.insert(self.merkle_todo, key, todo_value(None))
             self.schema.updated(tx, old, None)
             return True
 

@@ -8,6 +8,7 @@ from typing import Any
 from grange.api.admin.registry import NodeContext, operation, require
 from grange.net.errors import RpcError
 from grange.rpc.layout.version import is_valid_node_id
+from grange.rpc.rpc_helper import write_quorum
 from grange.rpc.system import GRANGE_VERSION, NodeStatus, _disk
 
 
@@ -60,14 +61,14 @@ def cluster_health(ctx: NodeContext) -> dict[str, Any]:
     storage = current.storage_nodes()
     up = {n for n in storage if system.is_up(n)}
     rf = current.replication_factor
-    write_quorum = _write_quorum(rf, ctx.config.consistency_mode)
+    wq = write_quorum(rf, ctx.config.consistency_mode)
     partitions = 256
     quorum = all_ok = 0
     if current.has_ring():
         for p in range(partitions):
             holders = current.nodes_of(p)
             n_up = sum(1 for h in holders if h in up)
-            quorum += n_up >= write_quorum
+            quorum += n_up >= wq
             all_ok += n_up == len(holders)
     known = {p for p, i in system.peers.items() if i.status is not None} | {system.id}
     connected = {p for p in known if system.is_up(p)}
@@ -87,13 +88,6 @@ def cluster_health(ctx: NodeContext) -> dict[str, Any]:
         "partitionsQuorum": quorum,
         "partitionsAllOk": all_ok,
     }
-
-
-def _write_quorum(rf: int, mode: str) -> int:
-    """Design §7: consistent → rf + 1 − ceil(rf/2); degraded likewise; dangerous → 1."""
-    if mode == "dangerous":
-        return 1
-    return rf + 1 - (rf + 1) // 2
 
 
 @operation("GetClusterHealth")

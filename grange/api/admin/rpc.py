@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 # Importing the operation modules fills the registry.
-from grange.api.admin import blocks, buckets, cluster, internal, keys, layout, workers  # noqa: F401
+from grange.api.admin import bench, blocks, buckets, cluster, internal, keys, layout, workers  # noqa: F401
 from grange.api.admin.registry import AdminError, NodeContext, dispatch
 from grange.block.errors import BlockError
 from grange.model.s3.objects import NoSuchKey
