@@ -99,7 +99,8 @@ async def _single_node_layout(layout: LayoutManager, node_id: str, data_dir: str
     log.info("[%s] single-node layout applied: zone %s, capacity %d bytes", node_id[:8], SINGLE_NODE_ZONE, capacity)
 
 
-async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Event | None = None) -> None:
+async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Event | None = None,
+                after_start: Any = None) -> None:
     assert config.rpc_secret_bytes is not None
     os.makedirs(config.metadata_dir, mode=0o700, exist_ok=True)
     data_dirs = [d.path for d in config.data_dir]
@@ -132,6 +133,14 @@ async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Eve
     await layout.save()
     system.start(supervisor)
     model.spawn_workers(supervisor)
+    s3 = None
+    if config.s3_api.api_bind_addr:
+        from grange.api.s3.server import S3ApiServer
+
+        s3 = S3ApiServer(model, config)
+        s3_host, s3_port = split_host_port(config.s3_api.api_bind_addr)
+        await s3.start(s3_host, s3_port)
+        log.info("[%s] S3 API listening on %s", tag, config.s3_api.api_bind_addr)
     if single_node:
         await _single_node_layout(layout, identity.node_id, data_dirs[0])
     log.info("[%s] node %s@%s listening for RPC on %s (layout version %d)",
@@ -140,12 +149,16 @@ async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Eve
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if after_start is not None:
+        await after_start(ctx)
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
         log.info("[%s] shutting down", tag)
+        if s3 is not None:
+            await s3.close()
         await supervisor.stop()
         await system.stop()
         await layout.save()
@@ -154,7 +167,7 @@ async def serve(config: Config, *, single_node: bool = False, ready: asyncio.Eve
         log.info("[%s] stopped", tag)
 
 
-def run(config: Config, *, single_node: bool = False) -> None:
+def run(config: Config, *, single_node: bool = False, after_start: Any = None) -> None:
     """Run the node on the standard asyncio loop.
 
     Not uvloop: its server-side TLS handshake failures are only visible in debug mode and its
@@ -162,4 +175,4 @@ def run(config: Config, *, single_node: bool = False) -> None:
     be logged; on our RPC path it measured within 5% of the standard loop (docs/benchmarks.md).
     """
     setup_logging()
-    asyncio.run(serve(config, single_node=single_node))
+    asyncio.run(serve(config, single_node=single_node, after_start=after_start))

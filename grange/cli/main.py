@@ -99,8 +99,10 @@ def quickstart(ctx: click.Context, root: str) -> None:
     click.echo(f"Single-node Grange, config in {path}")
     click.echo(f"  status:  {exe} -c {path} status")
     click.echo(f"  layout:  {exe} -c {path} layout show")
-    click.echo("  (the S3 API arrives with a later version; [s3_api] is already in the config)")
-    ctx.invoke(server, single_node=True)
+    from grange.cli.quickstart import first_run_setup
+    from grange.server import run
+
+    run(ctx.obj.config(), single_node=True, after_start=first_run_setup)
 
 
 @cli.command()

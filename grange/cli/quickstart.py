@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from typing import Any
 
-from grange.util.fsutil import write_file_atomic
+from grange.util.fsutil import read_file, write_file_atomic
 
 CONFIG_NAME = "grange.toml"
 RPC_PORT, S3_PORT, WEB_PORT, ADMIN_PORT = 3901, 3900, 3902, 3903
@@ -43,3 +45,56 @@ admin_token = "{secrets.token_hex(32)}"
 '''
     write_file_atomic(path, text.encode(), mode=0o600)
     return path
+
+
+QUICKSTART_FILE = "quickstart.json"
+BUCKET_NAME = "quickstart"
+
+
+async def first_run_setup(ctx: Any) -> None:
+    """Once: an access key and a bucket it owns; every run: print how to use them."""
+    from grange.model.helpers import Helper
+
+    root = os.path.dirname(ctx.config.config_file or ".")
+    path = os.path.join(root, QUICKSTART_FILE)
+    raw = read_file(path)
+    if raw is None:
+        helper = Helper(ctx.model)
+        key = await helper.create_key("quickstart")
+        key = await helper.update_key(key, allow_create_bucket=True)
+        bucket = await helper.create_bucket()
+        await helper.set_bucket_key_permissions(bucket.id, key.key_id, (True, True, True))
+        await helper.set_global_bucket_alias(bucket.id, BUCKET_NAME)
+        params = key.params()
+        assert params is not None
+        info = {"accessKeyId": key.key_id, "secretAccessKey": params.secret_key, "bucket": BUCKET_NAME}
+        write_file_atomic(path, json.dumps(info, indent=2).encode(), mode=0o600)
+    else:
+        info = json.loads(raw)
+    endpoint = f"http://{ctx.config.s3_api.api_bind_addr}"
+    region = ctx.config.s3_api.s3_region
+    print(f"""
+Grange is running (single node). S3 endpoint: {endpoint}  region: {region}
+  Access key id:     {info["accessKeyId"]}
+  Secret access key: {info["secretAccessKey"]}
+  Bucket:            {info["bucket"]}
+  (kept in {path})
+
+aws CLI:
+  export AWS_ACCESS_KEY_ID={info["accessKeyId"]}
+  export AWS_SECRET_ACCESS_KEY={info["secretAccessKey"]}
+  export AWS_DEFAULT_REGION={region}
+  export AWS_ENDPOINT_URL={endpoint}
+  aws s3 cp README.md s3://{info["bucket"]}/README.md
+  aws s3 ls s3://{info["bucket"]}/
+
+rclone (~/.config/rclone/rclone.conf):
+  [grange]
+  type = s3
+  provider = Other
+  access_key_id = {info["accessKeyId"]}
+  secret_access_key = {info["secretAccessKey"]}
+  endpoint = {endpoint}
+  region = {region}
+  force_path_style = true
+""", flush=True)

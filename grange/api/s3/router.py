@@ -26,10 +26,10 @@ Theory of operation
    ListParts), an optional header that must be present (``x-amz-copy-source`` turns a PUT
    into CopyObject / UploadPartCopy: decided here, from `headers`, like Garage), and the
    parameters the endpoint takes, each required or optional, parsed as str, int or bool.
-   The first matching rule wins. No match: ``MethodNotAllowed`` if the same keyword and
-   scope exist under another method (``DELETE /``, ``POST /b?website``), otherwise
-   ``InvalidRequest`` (``GET /b/k?website``); an HTTP method S3 does not know is also
-   ``MethodNotAllowed``.
+   The first matching rule wins. No match: ``MethodNotAllowed`` if the keyword and scope
+   exist only under other methods (``DELETE /``, ``POST /b?website``), otherwise
+   ``InvalidRequest`` (``GET /b/k?website``, ``POST /b/k`` without ``uploadId``); an HTTP
+   method S3 does not know is also ``MethodNotAllowed``.
 5. **Parameters** of the matched rule are parsed: a missing required one →
    ``InvalidRequest``; an unparsable or out-of-choice value (``max-keys=abc``,
    ``encoding-type=xml``, ``list-type=3``) → ``InvalidArgument``. Range checks that depend
@@ -536,14 +536,15 @@ def route(method: str, path: str, query: Iterable[tuple[str, str]], host: str | 
     scope = SERVICE if bucket is None else OBJECT if key else BUCKET
     q = _parse_query(query)
 
-    for rule in _BY_TARGET.get((method, q.keyword, scope), ()):
+    candidates = _BY_TARGET.get((method, q.keyword, scope), ())
+    for rule in candidates:
         if rule.requires is not None and rule.requires not in q.fields:
             continue
         if rule.header is not None and not _has_header(headers, rule.header):
             continue
         return _build(rule, bucket, key if scope is OBJECT else None, q)
 
-    if any((m, q.keyword, scope) in _BY_TARGET for m in METHODS):
+    if not candidates and any((m, q.keyword, scope) in _BY_TARGET for m in METHODS):
         raise MethodNotAllowed(method=method, resource_type=scope.value)
     what = f"`{q.keyword}`" if q.keyword else "``"
     raise InvalidRequest(f"Invalid endpoint: {method} {what} on a {scope.value.lower()}")

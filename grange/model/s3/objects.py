@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,7 +89,10 @@ def _hash_block(md5: hashlib._Hash, data: bytes) -> bytes:  # type: ignore[name-
 
 
 async def put_object(model: Model, bucket_id: bytes, key: str, body: AsyncIterator[bytes],
-                     headers: tuple[tuple[str, str], ...] = ()) -> PutResult:
+                     headers: tuple[tuple[str, str], ...] = (),
+                     late_headers: Callable[[], tuple[tuple[str, str], ...]] | None = None) -> PutResult:
+    """Store an object; `late_headers()` adds headers known only once the body was read
+    (checksums computed over it)."""
     block_size = model.config.block_size
     blocks = rechunk(body, block_size)
     first = await anext(blocks, b"")
@@ -99,6 +102,7 @@ async def put_object(model: Model, bucket_id: bytes, key: str, body: AsyncIterat
         if len(first) < INLINE_THRESHOLD:
             md5.update(first)
             etag = md5.hexdigest()
+            headers = _with_late(headers, late_headers)
             data: InlineData | FirstBlock = InlineData(ObjectMeta(headers, len(first), etag), first)
             await model.object_table.insert(Object(bucket_id, key, (ObjectVersion(uuid, ts, Complete(data)),)))
             return PutResult(uuid, etag, len(first))
@@ -106,7 +110,7 @@ async def put_object(model: Model, bucket_id: bytes, key: str, body: AsyncIterat
         await model.object_table.insert(Object(bucket_id, key, (ObjectVersion(uuid, ts, Uploading(False, headers)),)))
         size, first_hash = await _put_blocks(model, uuid, bucket_id, key, first, blocks, md5, part_number=0)
         etag = md5.hexdigest()
-        data = FirstBlock(ObjectMeta(headers, size, etag), first_hash)
+        data = FirstBlock(ObjectMeta(_with_late(headers, late_headers), size, etag), first_hash)
         await model.object_table.insert(Object(bucket_id, key, (ObjectVersion(uuid, ts, Complete(data)),)))
         return PutResult(uuid, etag, size)
     except BaseException:
@@ -117,6 +121,11 @@ async def put_object(model: Model, bucket_id: bytes, key: str, body: AsyncIterat
         aborted = Object(bucket_id, key, (ObjectVersion(uuid, ts, Aborted()),))
         await asyncio.shield(model.object_table.insert_best_effort(aborted))
         raise
+
+
+def _with_late(headers: tuple[tuple[str, str], ...],
+               late: Callable[[], tuple[tuple[str, str], ...]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((*headers, *late()))) if late is not None else headers
 
 
 async def _put_blocks(model: Model, uuid: bytes, bucket_id: bytes, key: str, first: bytes,

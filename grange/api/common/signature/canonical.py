@@ -187,9 +187,7 @@ def canonical_headers(headers: Mapping[str, list[str]], signed_headers: Iterable
     A signed header absent from the request canonicalises with an empty value, which can only
     verify if the client signed it empty; callers may refuse it earlier.
     """
-    return "".join(
-        f"{name}:{canonical_header_value(headers.get(name, ()))}\n" for name in signed_headers
-    )
+    return "".join(f"{name}:{canonical_header_value(headers.get(name, ()))}\n" for name in signed_headers)
 
 
 def canonical_request(
@@ -201,9 +199,7 @@ def canonical_request(
     payload_hash: str,
 ) -> str:
     """Assemble the canonical request; `canon_headers` ends with a newline per header."""
-    return "\n".join(
-        [method, canon_uri, canon_query, canon_headers, ";".join(signed_headers), payload_hash]
-    )
+    return "\n".join([method, canon_uri, canon_query, canon_headers, ";".join(signed_headers), payload_hash])
 
 
 def build_canonical_request(

@@ -54,7 +54,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from .canonical import EMPTY_SHA256_HEX, PayloadMode, signatures_equal, sign
+from .canonical import EMPTY_SHA256_HEX, PayloadMode, sign, signatures_equal
 from .errors import (
     AwsChunkedError,
     ChunkedBodyIncomplete,
