@@ -56,6 +56,7 @@ class Node:
         self.dir = root / f"node{index}"
         self.dir.mkdir(parents=True)
         self.rpc_port = free_port()
+        self.s3_port = free_port()
         self.secret = secret
         self.rf = rf
         self.extra_config = extra_config
@@ -76,8 +77,13 @@ rpc_secret = "{self.secret}"
 {self.extra_config}
 [s3_api]
 s3_region = "garage"
-api_bind_addr = "127.0.0.1:{free_port()}"
+api_bind_addr = "127.0.0.1:{self.s3_port}"
+root_domain = ".s3.localhost"
 ''')
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
 
     @property
     def addr(self) -> str:
@@ -190,3 +196,40 @@ class Cluster:
     def kill_all(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+class S3Access:
+    """A key with read/write/owner on one bucket, created through the admin operations."""
+
+    def __init__(self, node: Node, bucket: str = "test", key_name: str = "tester") -> None:
+        key = node.api("CreateKey", {"name": key_name})
+        node.api("UpdateKey", {"id": key["accessKeyId"], "allow": {"createBucket": True}})
+        b = node.api("CreateBucket", {"globalAlias": bucket})
+        node.api("AllowBucketKey", {"bucketId": b["id"], "accessKeyId": key["accessKeyId"],
+                                    "permissions": {"read": True, "write": True, "owner": True}})
+        self.key_id = key["accessKeyId"]
+        self.secret = key["secretAccessKey"]
+        self.bucket = bucket
+        self.bucket_id = b["id"]
+
+    def client(self, node: Node, **config: Any) -> Any:
+        import boto3
+        import botocore.config
+
+        return boto3.client(
+            "s3", endpoint_url=node.s3_endpoint, region_name="garage", aws_access_key_id=self.key_id,
+            aws_secret_access_key=self.secret,
+            config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                          **config),
+        )
+
+    def env(self, node: Node) -> dict[str, str]:
+        """Environment for the aws CLI and rclone (no config files: everything in env)."""
+        return {**os.environ, "AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret,
+                "AWS_DEFAULT_REGION": "garage", "AWS_ENDPOINT_URL": node.s3_endpoint,
+                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "RCLONE_CONFIG_GRANGE_TYPE": "s3", "RCLONE_CONFIG_GRANGE_PROVIDER": "Other",
+                "RCLONE_CONFIG_GRANGE_ACCESS_KEY_ID": self.key_id,
+                "RCLONE_CONFIG_GRANGE_SECRET_ACCESS_KEY": self.secret,
+                "RCLONE_CONFIG_GRANGE_ENDPOINT": node.s3_endpoint, "RCLONE_CONFIG_GRANGE_REGION": "garage",
+                "RCLONE_CONFIG_GRANGE_FORCE_PATH_STYLE": "true", "RCLONE_CONFIG": "/dev/null"}

@@ -46,6 +46,10 @@ class RequestBody:
         self._calc = cks.ChecksumCalculator(algos)
 
     async def _raw(self) -> AsyncIterator[bytes]:
+        if self.http.headers.get("Expect", "").lower() == "100-continue":
+            # The client waits for this before sending the body (aiohttp's low-level server
+            # does not send it by itself).
+            await self.http.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         content = self.http.content
         while True:
             chunk = await content.readany()

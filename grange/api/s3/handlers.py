@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from grange.api.s3 import bucket, delete, get, list, put
+from grange.api.s3 import bucket, copy, delete, get, list, multipart, put
 from grange.api.s3.context import S3Request
 from grange.api.s3.router import Endpoint
 
@@ -30,4 +30,12 @@ HANDLERS: dict[Endpoint, Handler] = {
     Endpoint.PutObject: put.handle_put_object,
     Endpoint.DeleteObject: delete.handle_delete_object,
     Endpoint.DeleteObjects: delete.handle_delete_objects,
+    Endpoint.CopyObject: copy.handle_copy_object,
+    Endpoint.UploadPartCopy: copy.handle_upload_part_copy,
+    Endpoint.CreateMultipartUpload: multipart.handle_create_multipart_upload,
+    Endpoint.UploadPart: multipart.handle_upload_part,
+    Endpoint.CompleteMultipartUpload: multipart.handle_complete_multipart_upload,
+    Endpoint.AbortMultipartUpload: multipart.handle_abort_multipart_upload,
+    Endpoint.ListParts: multipart.handle_list_parts,
+    Endpoint.ListMultipartUploads: multipart.handle_list_multipart_uploads,
 }

@@ -18,11 +18,11 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from grange.api.common.signature import errors as sigerr
+from grange.api.common.signature import parse_query_string
 from grange.api.common.signature.verify import prepare_request
 from grange.api.s3 import errors as s3err
 from grange.api.s3.body import RequestBody
@@ -46,6 +46,11 @@ def _s3_error_of(exc: BaseException) -> s3err.S3Error:
         err = s3err.InvalidRequest(str(exc))
         return err
     return s3err.from_exception(exc)
+
+
+def _body_left_unread(http: web.BaseRequest) -> bool:
+    has_body = (http.content_length or 0) > 0 or http.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    return has_body and not http.content.at_eof()
 
 
 class S3ApiServer:
@@ -81,7 +86,7 @@ class S3ApiServer:
         t0 = time.monotonic()
         endpoint = "?"
         try:
-            query = parse_qsl(raw_query, keep_blank_values=True)
+            query = parse_query_string(raw_query)
             r = route(http.method, raw_path, query, http.headers.get("Host"), self.root_domain, headers=http.headers)
             endpoint = r.endpoint.name
             if r.endpoint is Endpoint.Options:
@@ -97,6 +102,10 @@ class S3ApiServer:
             resp = await handler(req)
         except Exception as exc:  # the one place where errors become S3 answers
             resp = self._error(_s3_error_of(exc), resource, request_id)
+        if _body_left_unread(http):
+            # The client may not send (or may still be sending) a body we will not read:
+            # the connection cannot carry another request.
+            resp.force_close()
         resp.headers["x-amz-request-id"] = request_id
         resp.headers["Server"] = SERVER_HEADER
         if log.isEnabledFor(logging.DEBUG):

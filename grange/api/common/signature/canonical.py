@@ -172,7 +172,7 @@ def normalize_headers(headers: HeadersInput) -> dict[str, list[str]]:
     """
     items = headers.items() if hasattr(headers, "items") else headers
     out: dict[str, list[str]] = {}
-    for name, value in items:  # type: ignore[union-attr]
+    for name, value in items:
         out.setdefault(name.lower(), []).append(value)
     return out
 
@@ -288,7 +288,8 @@ def parse_amz_date(text: str) -> _dt.datetime | None:
     if match is None:
         return None
     try:
-        return _dt.datetime(*(int(g) for g in match.groups()), tzinfo=_dt.UTC)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        return _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.UTC)
     except ValueError:
         return None
 

@@ -34,12 +34,16 @@ from typing import Any
 
 from .errors import BadDigest, InvalidDigest, InvalidRequest
 
+_google_crc32c: Any
+_awscrt_checksums: Any
 try:  # pragma: no cover - depends on the environment
     import google_crc32c as _google_crc32c
 except ImportError:  # pragma: no cover
     _google_crc32c = None
 try:  # pragma: no cover
-    from awscrt import checksums as _awscrt_checksums
+    import awscrt.checksums
+
+    _awscrt_checksums = awscrt.checksums
 except ImportError:  # pragma: no cover
     _awscrt_checksums = None
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 from .canonical import (
     ALGORITHM,
@@ -120,7 +121,7 @@ def prepare_header_auth(
     method: str,
     raw_path: str,
     query: Iterable[tuple[str, str]],
-    headers: HeadersInput | dict[str, list[str]],
+    headers: HeadersInput | Mapping[str, list[str]],
     *,
     region: str,
     service: str = "s3",
@@ -133,7 +134,11 @@ def prepare_header_auth(
     `headers` is a (multi-)dict or pairs; pass `normalized=True` with the output of
     `normalize_headers` to skip renormalising.
     """
-    hdrs: dict[str, list[str]] = headers if normalized else normalize_headers(headers)  # type: ignore[assignment]
+    hdrs = (
+        cast("dict[str, list[str]]", headers)
+        if normalized
+        else normalize_headers(cast(HeadersInput, headers))
+    )
     auth_values = hdrs.get("authorization", [])
     if len(auth_values) != 1:
         raise AuthorizationHeaderMalformed()

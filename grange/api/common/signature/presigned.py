@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Iterable, Mapping
+from typing import cast
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from .canonical import (
@@ -106,7 +107,7 @@ def prepare_presigned_auth(
     method: str,
     raw_path: str,
     query: Iterable[tuple[str, str]],
-    headers: HeadersInput | dict[str, list[str]],
+    headers: HeadersInput | Mapping[str, list[str]],
     *,
     region: str,
     service: str = "s3",
@@ -115,7 +116,11 @@ def prepare_presigned_auth(
     normalized: bool = False,
 ) -> PreparedAuth:
     """Parse and check a presigned request; `verify(secret)` on the result finishes."""
-    hdrs: dict[str, list[str]] = headers if normalized else normalize_headers(headers)  # type: ignore[assignment]
+    hdrs = (
+        cast("dict[str, list[str]]", headers)
+        if normalized
+        else normalize_headers(cast(HeadersInput, headers))
+    )
     query_list = list(query)
 
     auth: dict[str, str] = {}
@@ -136,7 +141,8 @@ def prepare_presigned_auth(
     credential = CredentialScope.parse(auth["x-amz-credential"])
     if credential is None:
         raise AuthorizationQueryParametersError(
-            f'{_PREFIX} the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            f"{_PREFIX} the Credential is mal-formed; expecting "
+            '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
     moment = parse_amz_date(auth["x-amz-date"])
     if moment is None:

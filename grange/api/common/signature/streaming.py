@@ -36,9 +36,10 @@ by `max_chunk_size`; in unsigned mode bytes are released as they arrive. Every e
 decoder raises the same error on every call.
 
 Leniencies, all harmless since nothing unverified is released: the CRLF after the final
-chunk, or the blank line closing the trailers, may be replaced by the end of input (some
-clients stop after the last line); a trailer line may end in `\\n` and be followed by an empty
-`\\r\\n` before the signature line (Garage accepts both, `src/api/common/signature/streaming.rs`).
+chunk may be replaced by the end of input, and so may the blank line closing the trailers once
+the last trailer line (the signature, in signed mode) is complete; a trailer line may end in
+`\\n` and be followed by an empty `\\r\\n` before the signature line (Garage accepts both,
+`src/api/common/signature/streaming.rs`). A truncated line is always `IncompleteBody`.
 
 Not checked here: `x-amz-decoded-content-length` (compare with `decoded_length` at `End`) and
 the trailer checksum values (see `checksum.py`); AWS's 8 KiB minimum chunk size is not
@@ -279,13 +280,14 @@ class AwsChunkedDecoder:
                     self._decoded_length += len(data)
                     return Data(data)
             elif state is _State.FINAL_CRLF:
-                if len(self._buf) >= 2 and self._buf[:2] == b"\r\n":
+                head = bytes(self._buf[:2])
+                if head == b"\r\n":
                     del self._buf[:2]
-                elif self._buf[:1] not in (b"", b"\r") or len(self._buf) >= 2:
+                elif not b"\r\n".startswith(head):
                     raise ChunkedFramingError("aws-chunked: unexpected data after the final chunk")
                 elif not self._eof:
                     return NEED_DATA
-                elif self._buf:
+                elif head:
                     raise ChunkedBodyIncomplete()
                 self._state = _State.DONE
                 return END
@@ -294,11 +296,9 @@ class AwsChunkedDecoder:
                 if line is None:
                     if not self._eof:
                         return NEED_DATA
-                    if self._buf:  # last line without its line ending
-                        line = bytes(self._buf)
-                        self._buf.clear()
-                        self._trailer_line(line.rstrip(b"\r"))
-                    return self._finish_trailers()
+                    if self._buf or self._has_signature_pending() or self._missing_trailers():
+                        raise ChunkedBodyIncomplete("The request body terminated in its trailers")
+                    return self._finish_trailers()  # the closing blank line may be missing
                 self._trailer_bytes += len(line)
                 if self._trailer_bytes > self._max_trailer_size:
                     raise ChunkedFramingError("aws-chunked: trailer section too large")
@@ -414,11 +414,13 @@ class AwsChunkedDecoder:
             raise ChunkedFramingError(f"aws-chunked: trailer {name} sent twice")
         self._trailers[name] = value
 
+    def _missing_trailers(self) -> list[str]:
+        return sorted(self._trailer_names - self._trailers.keys())
+
     def _finish_trailers(self) -> Event:
         if self._has_signature_pending():
-            raise ChunkedBodyIncomplete("The request body terminated before x-amz-trailer-signature")
-        missing = sorted(self._trailer_names - self._trailers.keys())
-        if missing:
+            raise ChunkedFramingError("aws-chunked: the trailers lack x-amz-trailer-signature")
+        if missing := self._missing_trailers():
             raise ChunkedFramingError(
                 f"aws-chunked: trailer {', '.join(missing)} announced in x-amz-trailer was not sent"
             )
