@@ -57,7 +57,8 @@ def secret_for(key_id: str) -> str | None:
 
 
 def auth_header(signed: str, signature: str) -> str:
-    return f"AWS4-HMAC-SHA256 Credential={AK}/20130524/{REGION}/s3/aws4_request,SignedHeaders={signed},Signature={signature}"
+    credential = f"{AK}/20130524/{REGION}/s3/aws4_request"
+    return f"AWS4-HMAC-SHA256 Credential={credential},SignedHeaders={signed},Signature={signature}"
 
 
 def verify(method, path, query, headers, *, region=REGION, now_s=T0, service="s3"):
