@@ -84,6 +84,10 @@ def test_object_crud_metadata_ranges_and_conditionals(s3_single) -> None:
         s3.get_object(Bucket=b, Key="small")
     with raises_code("404"):
         s3.head_object(Bucket=b, Key="small")
+    with raises_code("KeyTooLongError"):
+        s3.put_object(Bucket=b, Key="k" * 600, Body=b"x")  # over what LMDB can index
+    with raises_code("KeyTooLongError"):
+        s3.put_object(Bucket=b, Key="k" * 1025, Body=b"x")  # over S3's limit
 
 
 def test_listings_with_prefix_delimiter_pagination_and_url_encoding(s3_single) -> None:

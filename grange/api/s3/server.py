@@ -36,6 +36,9 @@ from grange.util.config import Config
 log = logging.getLogger("grange.api.s3")
 
 SERVER_HEADER = "Grange"
+# LMDB's key limit (511 bytes) minus the 32-byte partition hash of the table key.
+LMDB_OBJECT_KEY_MAX = 511 - 32
+_CREATES_KEY = frozenset({Endpoint.PutObject, Endpoint.CopyObject, Endpoint.CreateMultipartUpload})
 
 
 def _s3_error_of(exc: BaseException) -> s3err.S3Error:
@@ -94,6 +97,8 @@ class S3ApiServer:
             handler = HANDLERS.get(r.endpoint)
             if handler is None:
                 raise s3err.NotImplemented(f"{r.endpoint.name} is not implemented by Grange")
+            if r.key is not None and r.endpoint in _CREATES_KEY:
+                self._check_key_fits(r.key)
             req = S3Request(http=http, route=r, request_id=request_id, model=self.model, helper=self.helper,
                             config=self.config)
             await self._authenticate(req, raw_path, query)
@@ -144,6 +149,13 @@ class S3ApiServer:
             raise s3err.AccessDenied("Access Denied")
         req.bucket_id = bucket_id
         req.bucket = await self.helper.get_existing_bucket(bucket_id)
+
+    def _check_key_fits(self, key: str) -> None:
+        """LMDB keys are at most 511 bytes, the table key is 32 + len(object key)."""
+        if self.config.db_engine in ("lmdb", "heed") and len(key.encode()) > LMDB_OBJECT_KEY_MAX:
+            raise s3err.KeyTooLongError(
+                f"Your key is too long: at most {LMDB_OBJECT_KEY_MAX} bytes with db_engine = \"lmdb\" "
+                "(use db_engine = \"sqlite\" for keys up to 1024 bytes)")
 
     # ------------------------------------------------------------------ answers
     def _error(self, err: s3err.S3Error, resource: str, request_id: str) -> web.Response:
