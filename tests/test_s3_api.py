@@ -240,3 +240,28 @@ def test_three_nodes_write_through_one_read_through_others(s3_cluster3) -> None:
     access.client(cc).delete_object(Bucket="test", Key="k0")
     with raises_code("NoSuchKey"):
         access.client(b).get_object(Bucket="test", Key="k0")
+
+
+def test_vhost_style_requests_name_the_bucket_in_the_host(s3_single, monkeypatch) -> None:
+    import socket
+
+    import boto3
+    import botocore.config
+
+    c, access = s3_single
+    node = c.nodes[0]
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return real("127.0.0.1" if str(host).endswith(".localhost") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)  # *.localhost does not resolve here
+    s3 = boto3.client("s3", endpoint_url=f"http://s3.localhost:{node.s3_port}", region_name="garage",
+                      aws_access_key_id=access.key_id, aws_secret_access_key=access.secret,
+                      config=botocore.config.Config(s3={"addressing_style": "virtual"},
+                                                    retries={"max_attempts": 1}))
+    s3.put_object(Bucket="test", Key="v/host.txt", Body=b"vhost")
+    assert s3.get_object(Bucket="test", Key="v/host.txt")["Body"].read() == b"vhost"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="test")["Contents"]] == ["v/host.txt"]
+    # the same object through path-style
+    assert access.client(node).get_object(Bucket="test", Key="v/host.txt")["Body"].read() == b"vhost"
