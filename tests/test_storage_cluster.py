@@ -208,7 +208,7 @@ def test_adding_then_removing_a_node_moves_data_and_keeps_every_object_readable(
         all_readable()  # during the migration: reads use the version everyone has synced
         _settle(c, 2)
         all_readable()
-        assert blocks_of(d)["stored"], "the new node received no block"
+        wait_until(lambda: blocks_of(d)["stored"], 60, "the new node to receive blocks")
         for node in c.nodes:  # nobody keeps a block it no longer needs, nobody misses one
             wait_until(lambda node=node: set(blocks_of(node)["stored"]) == set(blocks_of(node)["needed"]), 60,
                        f"node {node.index} holds exactly what it needs")
