@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from grange.util.config import Config
 
 
+def common_headers(request_id: str) -> dict[str, str]:
+    return {"x-amz-request-id": request_id, "Server": "Grange"}
+
+
 @dataclass
 class S3Request:
     http: web.BaseRequest
@@ -52,6 +56,10 @@ class S3Request:
     def key_id(self) -> str:
         assert self.key is not None
         return self.key.key_id
+
+    def common_headers(self) -> dict[str, str]:
+        """Headers of every answer; a handler that prepares a streamed answer adds them itself."""
+        return common_headers(self.request_id)
 
     def param(self, name: str) -> Any:
         return self.route.params.get(name)

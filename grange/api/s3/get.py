@@ -196,7 +196,7 @@ async def handle_get_object(req: S3Request, head: bool = False) -> web.StreamRes
             del headers[name]
     if head:
         return web.Response(status=status, headers=headers)
-    resp = web.StreamResponse(status=status, headers=headers)
+    resp = web.StreamResponse(status=status, headers={**headers, **req.common_headers()})
     resp.content_length = end - start
     await resp.prepare(req.http)
     if isinstance(f.data, InlineData):

@@ -26,7 +26,7 @@ from grange.api.common.signature import parse_query_string
 from grange.api.common.signature.verify import prepare_request
 from grange.api.s3 import errors as s3err
 from grange.api.s3.body import RequestBody
-from grange.api.s3.context import S3Request
+from grange.api.s3.context import S3Request, common_headers
 from grange.api.s3.handlers import HANDLERS
 from grange.api.s3.router import Authorization, Endpoint, route
 from grange.model.helpers import Helper
@@ -35,7 +35,6 @@ from grange.util.config import Config
 
 log = logging.getLogger("grange.api.s3")
 
-SERVER_HEADER = "Grange"
 # LMDB's key limit (511 bytes) minus the 32-byte partition hash of the table key.
 LMDB_OBJECT_KEY_MAX = 511 - 32
 _CREATES_KEY = frozenset({Endpoint.PutObject, Endpoint.CopyObject, Endpoint.CreateMultipartUpload})
@@ -43,10 +42,11 @@ _CREATES_KEY = frozenset({Endpoint.PutObject, Endpoint.CopyObject, Endpoint.Crea
 
 def _s3_error_of(exc: BaseException) -> s3err.S3Error:
     if isinstance(exc, sigerr.SignatureError):
-        cls = getattr(s3err, exc.code, None)
-        if isinstance(cls, type) and issubclass(cls, s3err.S3Error):
-            return cls(str(exc))
-        err = s3err.InvalidRequest(str(exc))
+        cls = s3err.ERRORS.get(exc.code)
+        if cls is None:  # a code the S3 layer has no class for: keep the signature layer's answer
+            cls = type(exc.code, (s3err.S3Error,), {"code": exc.code, "status": exc.status})
+        err = cls(exc.message)
+        err.fields.update(exc.extra)  # e.g. X-Amz-Expires, Expires, ServerTime of an expired URL
         return err
     return s3err.from_exception(exc)
 
@@ -79,6 +79,7 @@ class S3ApiServer:
         if self._listener is not None:
             self._listener.close()
         if self._server is not None:
+            self._server.pre_shutdown()  # close idle keep-alive connections now
             await self._server.shutdown(timeout=5)
 
     # ------------------------------------------------------------------ one request
@@ -107,12 +108,12 @@ class S3ApiServer:
             resp = await handler(req)
         except Exception as exc:  # the one place where errors become S3 answers
             resp = self._error(_s3_error_of(exc), resource, request_id)
-        if _body_left_unread(http):
-            # The client may not send (or may still be sending) a body we will not read:
-            # the connection cannot carry another request.
-            resp.force_close()
-        resp.headers["x-amz-request-id"] = request_id
-        resp.headers["Server"] = SERVER_HEADER
+        if not resp.prepared:  # a streamed answer set them itself (`S3Request.common_headers`)
+            if _body_left_unread(http):
+                # The client may not send (or may still be sending) a body we will not
+                # read: the connection cannot carry another request.
+                resp.force_close()
+            resp.headers.update(common_headers(request_id))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("[%s] %s %s %s → %d in %.1f ms", self.tag, http.method, raw_path, endpoint, resp.status,
                       (time.monotonic() - t0) * 1000)
