@@ -156,3 +156,28 @@ async def test_corrupted_block_is_read_from_another_holder_and_refetched(tmp_pat
         assert await a.model.blocks.store.read(h)  # verified read: a good copy again
     finally:
         await stop_all(nodes)
+
+
+async def test_repairs_keep_the_parts_of_an_upload_in_progress(tmp_path) -> None:
+    from grange.model.s3 import multipart
+
+    nodes = await start_cluster(tmp_path, 1, rf=1)
+    (a,) = nodes
+    try:
+        bucket = new_bucket()
+        upload = await multipart.create_upload(a.model, bucket.id, "big", ())
+        data = [os.urandom(70_000), os.urandom(1000)]
+
+        async def body(d: bytes):
+            yield d
+
+        etags = []
+        for n, d in enumerate(data, 1):
+            res = await multipart.put_part(a.model, bucket.id, "big", upload.upload_id, n, body(d))
+            etags.append((n, res.etag))
+        for kind in ("versions", "multipartUploads", "blockRefs", "blockRc"):
+            await a.model.repair(kind)
+        await multipart.complete_upload(a.model, bucket.id, "big", upload.upload_id, etags, min_part_size=1)
+        assert await _get(a, bucket.id, "big") == b"".join(data)
+    finally:
+        await stop_all(nodes)

@@ -87,6 +87,17 @@ class Db(Protocol):
     def close(self) -> None: ...
 
 
+def prefix_end(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key that starts with `prefix` (None: no such bound)."""
+    p = bytearray(prefix)
+    while p:
+        if p[-1] < 0xFF:
+            p[-1] += 1
+            return bytes(p)
+        p.pop()
+    return None
+
+
 def open_db(engine: str, path: str, *, fsync: bool = False, lmdb_map_size: int | None = None) -> Db:
     """Open (creating if needed) the metadata database of `engine` under directory `path`.
 

@@ -1,7 +1,8 @@
 """Consistency repairs over the local tables (Garage `model/...`, `garage/repair/online.rs`).
 
 Each walks one local table and fixes what a lost reaction could have left behind:
-- versions:         a live version whose object no longer lists it → mark it deleted;
+- versions:         a live version that neither its object nor a live upload of it lists
+                    → mark it deleted;
 - multipartUploads: a live upload whose object has no such uploading version → deleted;
 - blockRefs:        a live block ref whose version is gone or deleted → mark it deleted;
 - blockRc:          recount every block's refcount from the local block_ref table.
@@ -38,12 +39,23 @@ async def repair_versions(m: Model) -> int:
         if v.deleted.get():
             continue
         obj = await m.object_table.get(v.bucket_id, v.key)
-        listed = obj is not None and any(ov.uuid == v.uuid and not isinstance(ov.state, Aborted) for ov in obj.versions)
-        mpu = await m.mpu_table.get(v.uuid) if not listed else None
-        if not listed and (mpu is None or mpu.deleted.get()):
-            await m.version_table.insert(Version.deleted_version(v.uuid, v.bucket_id, v.key))
-            fixed += 1
+        if obj is not None and any(ov.uuid == v.uuid and not isinstance(ov.state, Aborted) for ov in obj.versions):
+            continue  # an object version (or a completed upload's version)
+        if obj is not None and await _is_part_of_live_upload(m, obj, v.uuid):
+            continue  # a part of a multipart upload in progress
+        await m.version_table.insert(Version.deleted_version(v.uuid, v.bucket_id, v.key))
+        fixed += 1
     return fixed
+
+
+async def _is_part_of_live_upload(m: Model, obj: Object, version_uuid: bytes) -> bool:
+    for ov in obj.versions:
+        if ov.is_uploading(multipart=True):
+            mpu = await m.mpu_table.get(ov.uuid)
+            if mpu is not None and not mpu.deleted.get() and any(
+                    part.version == version_uuid for _, part in mpu.parts.items()):
+                return True
+    return False
 
 
 async def repair_mpu(m: Model) -> int:

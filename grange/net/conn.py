@@ -137,14 +137,7 @@ class RecvStream:
         return chunk
 
     async def read_all(self, limit: int) -> bytes:
-        parts, size = [], 0
-        async for chunk in self:
-            size += len(chunk)
-            if size > limit:
-                self.close()
-                raise ValueError(f"stream longer than {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_all(self, limit)
 
     def close(self) -> None:
         """Stop receiving: drop buffered data; a response stream also tells the peer to stop."""
@@ -154,6 +147,18 @@ class RecvStream:
         self._size = 0
         self._release()
         self._conn._forget_stream(self._key, cancel_remote=not finished)
+
+
+async def read_all(stream: RecvStream | Any, limit: int) -> bytes:
+    """The whole body of a stream, refusing (and closing the stream) past `limit` bytes."""
+    parts, size = [], 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            stream.close()
+            raise ValueError(f"stream longer than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class Connection(asyncio.Protocol):

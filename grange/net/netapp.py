@@ -18,7 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from grange.net.conn import Connection, Handler, RecvStream, Reply
+from grange.net.conn import Connection, Handler, RecvStream, Reply, read_all
 from grange.net.errors import NotConnected, RpcTimeout
 from grange.net.frame import MAX_FRAME_LEN_DEFAULT, MAX_HEADER_LEN_DEFAULT, Priority
 from grange.net.keys import PeerIdentityError, TlsIdentity, peer_id_from_ssl
@@ -300,14 +300,7 @@ class LocalStream:
         return await self._it.__anext__()
 
     async def read_all(self, limit: int) -> bytes:
-        parts, size = [], 0
-        async for chunk in self:
-            size += len(chunk)
-            if size > limit:
-                self.close()
-                raise ValueError(f"stream longer than {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_all(self, limit)
 
     def close(self) -> None:
         aclose = getattr(self._it, "aclose", None)

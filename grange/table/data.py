@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from grange.db import Db, Tx
+from grange.db import Db, Tx, prefix_end
 from grange.table.merkle import todo_value
 from grange.table.schema import (
     EntryDecodeError,
@@ -73,7 +73,7 @@ class TableData(Generic[E]):
         (including tombstones, when the filter says so) are skipped and do not count.
         """
         ph = partition_hash(pk)
-        lo, hi = ph, _successor(ph)
+        lo, hi = ph, prefix_end(ph)
         if not reverse:
             if start is not None:
                 lo = ph + key_bytes(start)
@@ -168,13 +168,3 @@ class TableData(Generic[E]):
             "insert_queue": self.insert_queue.len(),
         }
 
-
-def _successor(prefix: bytes) -> bytes | None:
-    """Smallest key greater than every key starting with `prefix` (None: no bound)."""
-    p = bytearray(prefix)
-    while p:
-        if p[-1] < 0xFF:
-            p[-1] += 1
-            return bytes(p)
-        p.pop()
-    return None

@@ -21,27 +21,18 @@ from grange.api.s3 import errors as s3err
 from grange.api.s3 import xml
 from grange.api.s3.bucket import owner_of
 from grange.api.s3.context import S3Request
+from grange.db import prefix_end
 from grange.model.s3.object_table import Complete, DeleteMarker
 
 MAX_KEYS_DEFAULT = 1000
 PAGE = 1000
 
 
-def _successor(b: bytes) -> bytes | None:
-    p = bytearray(b)
-    while p:
-        if p[-1] < 0xFF:
-            p[-1] += 1
-            return bytes(p)
-        p.pop()
-    return None
-
-
 async def list_keys(req: S3Request, prefix: str, delimiter: str | None, start: bytes, max_keys: int,
                     fetch_owner: bool) -> tuple[list[xml.ObjectInfo], list[str], bytes | None, str | None]:
     """(contents, common prefixes, next key to read or None if complete, last returned name)."""
     assert req.bucket_id is not None
-    end = _successor(prefix.encode()) if prefix else None
+    end = prefix_end(prefix.encode()) if prefix else None
     owner = owner_of(req) if fetch_owner else None
     contents: list[xml.ObjectInfo] = []
     prefixes: list[str] = []
@@ -62,7 +53,7 @@ async def list_keys(req: S3Request, prefix: str, delimiter: str | None, start: b
                 cp = prefix + rest[: rest.index(delimiter) + len(delimiter)]
                 prefixes.append(cp)
                 last_name = cp
-                cursor = _successor(cp.encode())
+                cursor = prefix_end(cp.encode())
                 break  # re-read from past the common prefix
             last = obj.last_data()
             assert last is not None and isinstance(last.state, Complete)

@@ -61,8 +61,10 @@ def part_number_of(req: S3Request) -> int:
 
 
 def upload_id_of(req: S3Request) -> bytes:
-    with model_errors():
+    try:
         return mpu.decode_upload_id(req.param("upload_id") or "")
+    except mpu.NoSuchUpload as e:
+        raise s3err.NoSuchUpload(str(e)) from None
 
 
 def _location(req: S3Request, bucket: str, key: str) -> str:
