@@ -21,7 +21,7 @@ run: $(STAMP)
 ## make test: install test extras into .venv and run the whole suite
 test: $(STAMP)
 	$(BIN)/ruff check grange tests benchmarks
-	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
