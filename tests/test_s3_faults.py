@@ -7,6 +7,7 @@ import random
 import threading
 import time
 
+import botocore.exceptions
 import pytest
 
 from tests.cluster import wait_until
@@ -41,6 +42,14 @@ def test_every_acknowledged_upload_survives_a_node_killed_halfway(s3_cluster3) -
         s3n = access.client(node)
         for k, v in acked.items():
             assert s3n.get_object(Bucket="test", Key=k)["Body"].read() == v, f"{k} differs on node {node.index}"
+    # with two of three nodes down, writes answer 503 ServiceUnavailable (quorum lost)
+    b.kill()
+    cc.kill()
+    wait_until(lambda: not ({b.id, cc.id} & a.up_ids()), 30, "b and c down")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="test", Key="after", Body=b"x")
+    assert e.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
 
 
 def _rss_kib(pid: int) -> int:
