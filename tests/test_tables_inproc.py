@@ -136,6 +136,20 @@ async def test_tombstones_are_collected_only_when_every_holder_has_them(tmp_path
         await stop_all([a, b])
 
 
+async def test_tombstones_are_collected_everywhere_once_every_holder_has_them(tmp_path) -> None:
+    nodes = await start_cluster(tmp_path, 3, rf=3, workers=False, gc_delay_s=0)
+    a, b, c = nodes
+    try:
+        bucket = new_bucket()
+        await _put(a, bucket.id, "k", b"v")
+        await objects.delete_object(a.model, bucket.id, "k")
+        assert await a.model.gcs["object"].gc_pass() == 1
+        for node in nodes:
+            assert node.model.object_table.data.read_entry_raw(bucket.id, "k") is None
+    finally:
+        await stop_all(nodes)
+
+
 async def test_corrupted_block_is_read_from_another_holder_and_refetched(tmp_path) -> None:
     nodes = await start_cluster(tmp_path, 3, rf=3)
     a, b, c = nodes
