@@ -21,6 +21,7 @@ from collections.abc import Callable
 from grange.db import Db, Tx
 
 BLOCK_GC_DELAY_S = 600
+RESYNC_AFTER_INCREF_S = 10
 
 
 class BlockRc:
@@ -46,7 +47,9 @@ class BlockRc:
     def incref(self, tx: Tx, block: bytes) -> None:
         kind, n = self._decode(tx.get(self.tree, block))
         tx.insert(self.tree, block, b"P" + struct.pack(">Q", n + 1 if kind == "P" else 1))
-        self._enqueue(tx, block, self.clock_ms())
+        # Checked a little later: the upload that created this reference is usually still
+        # writing the block (Garage waits 2 × its block timeout for the same reason).
+        self._enqueue(tx, block, self.clock_ms() + int(RESYNC_AFTER_INCREF_S * 1000))
 
     def decref(self, tx: Tx, block: bytes) -> None:
         kind, n = self._decode(tx.get(self.tree, block))
