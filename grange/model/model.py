@@ -20,6 +20,7 @@ from grange.block.repair import RebalanceWorker, ScrubWorker
 from grange.block.resync import ResyncWorker
 from grange.block.store import BlockStore
 from grange.db import Db, open_db
+from grange.db.batch import WriteBatcher
 from grange.model.bucket_alias_table import BucketAliasTable
 from grange.model.bucket_table import BucketTable
 from grange.model.counters import BucketCounters, CounterTable
@@ -77,7 +78,8 @@ class Model:
         def order_nodes(nodes: list[str]) -> list[str]:
             return preferred_order(nodes, self.id, zone_of, rtt_of)
 
-        ctx = TableContext(netapp, db, self.background, order_nodes)
+        self.batcher = WriteBatcher(db)
+        ctx = TableContext(netapp, db, self.background, order_nodes, self.batcher)
         full = FullReplication(history, self.id)
         rf, mode = config.replication_factor, config.consistency_mode
         sharded = ShardedReplication(history, rf, mode)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from grange.db import Db
+from grange.db.batch import WriteBatcher
 from grange.net.errors import RemoteError, RpcError
 from grange.net.frame import Priority
 from grange.net.netapp import NetApp
@@ -48,6 +49,7 @@ class TableContext:
     db: Db
     background: BackgroundCalls
     order_nodes: Callable[[list[str]], list[str]]  # preferred read order (self, zone, RTT)
+    batcher: WriteBatcher | None = None  # group commit of table writes (None: one by one)
 
 
 class Table(Generic[E]):
@@ -56,7 +58,7 @@ class Table(Generic[E]):
         self.schema = schema
         self.replication = replication
         self.name = schema.name
-        self.data = TableData(ctx.db, schema)
+        self.data = TableData(ctx.db, schema, batcher=ctx.batcher)
         self.endpoint = f"table/{self.name}"
         self.extra_handlers: dict[str, Callable[[str, dict[str, Any]], Any]] = {}
         ctx.netapp.register(self.endpoint, self._handle)
@@ -122,6 +124,9 @@ class Table(Generic[E]):
     async def get(self, pk: PartitionKey, sk: SortKey = b"") -> E | None:
         phash = partition_hash(pk)
         nodes = self.ctx.order_nodes(self.replication.read_nodes(phash))
+        if nodes == [self.ctx.netapp.id]:  # full copy held here: a local read, no quorum machinery
+            raw = self.data.read_entry_raw(pk, sk)
+            return self.schema.decode(raw) if raw is not None else None
         body = {"op": "get", "pk": pk, "sk": sk}
         answers = await self._read(nodes, body)
         merged: E | None = None
@@ -196,7 +201,10 @@ class Table(Generic[E]):
             entries = body.get("entries")
             if not isinstance(entries, list) or not all(isinstance(e, bytes) for e in entries):
                 raise RemoteError("update needs a list of encoded entries")
-            await asyncio.to_thread(self.data.update_many, entries)
+            if self.data.batcher is not None:
+                await self.data.update_many_batched(entries)
+            else:
+                await asyncio.to_thread(self.data.update_many, entries)
             return None
         if op == "get":
             return self.data.read_entry_raw(body["pk"], body["sk"])
