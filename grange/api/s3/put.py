@@ -18,6 +18,7 @@ from grange.model.s3 import objects
 STORED_HEADERS = ("content-type", "cache-control", "content-disposition", "content-encoding",
                   "content-language", "expires")
 METADATA_SIZE_MAX = 2048  # AWS: user metadata ≤ 2 KB
+PUT_OBJECT_SIZE_MAX = 5 * 1024**3  # AWS: a single PUT is at most 5 GiB (multipart beyond)
 
 
 def metadata_headers(req: S3Request) -> list[tuple[str, str]]:
@@ -53,6 +54,10 @@ async def handle_put_object(req: S3Request) -> web.Response:
     if req.http.content_length is None and "x-amz-decoded-content-length" not in req.headers \
             and req.headers.get("Transfer-Encoding", "").lower() != "chunked":
         raise s3err.MissingContentLength("You must provide the Content-Length HTTP header.")
+    declared = req.headers.get("x-amz-decoded-content-length") or req.http.content_length
+    if declared is not None and int(declared) > PUT_OBJECT_SIZE_MAX:
+        raise s3err.EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
+                                   proposed_size=str(declared), max_size_allowed=str(PUT_OBJECT_SIZE_MAX))
     headers = metadata_headers(req)
     res = await objects.put_object(req.model, req.bucket_id, req.route.key, req.body(), tuple(headers),
                                    late_headers=lambda: tuple(checksum_headers(req)))
