@@ -118,6 +118,15 @@ root_domain = ".s3.localhost"
         except OSError:
             return ""
 
+    def error_lines(self) -> list[str]:
+        """ERROR lines and tracebacks this node logged (an expected failure is a WARNING)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [f"node {self.index}: {line}" for line in text.splitlines()
+                if " ERROR " in line or line.startswith("Traceback")]
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, sig)
@@ -192,6 +201,9 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+        unexpected = [line for node in self.nodes for line in node.error_lines()]
+        if unexpected:  # conventions: a test fails when a server logged an error it did not expect
+            raise AssertionError("servers logged errors:\n" + "\n".join(unexpected[:20]))
 
     def kill_all(self) -> None:
         for node in self.nodes:

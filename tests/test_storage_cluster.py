@@ -192,12 +192,14 @@ def test_adding_then_removing_a_node_moves_data_and_keeps_every_object_readable(
         a = c.nodes[0]
         wait_until(lambda: all(n.api("GetClusterLayout")["version"] == 1 for n in c.nodes), 20, "layout 1")
         make_bucket(a)
-        objs = {f"o{i}": os.urandom(2000 if i % 2 else 300_000) for i in range(8)}
+        # 12 single-block objects: the new node holds half of the partitions, so the chance
+        # that it should receive none of them is 2^-12
+        objs = {f"o{i}": os.urandom(2000 if i % 4 == 3 else 200_000) for i in range(16)}
         for k, v in objs.items():
             put(a, "data", k, v, tmp_path)
 
-        def all_readable() -> None:
-            for node in c.nodes:
+        def all_readable(nodes: list[Node]) -> None:
+            for node in nodes:
                 for k, v in objs.items():
                     assert get(node, "data", k) == v
 
@@ -205,9 +207,10 @@ def test_adding_then_removing_a_node_moves_data_and_keeps_every_object_readable(
         a.cli("node", "connect", f"{d.id}@{d.addr}")
         a.cli("layout", "assign", "-z", "dc1", "-c", "1G", d.id[:12])
         a.cli("layout", "apply", "--version", "2")
-        all_readable()  # during the migration: reads use the version everyone has synced
+        all_readable([c.nodes[1], d])  # during the migration: reads use the version everyone synced
         _settle(c, 2)
-        all_readable()
+        all_readable(c.nodes)
+        assert blocks_of(d)["needed"], "the new node should hold some of the blocks"
         wait_until(lambda: blocks_of(d)["stored"], 60, "the new node to receive blocks")
         for node in c.nodes:  # nobody keeps a block it no longer needs, nobody misses one
             wait_until(lambda node=node: set(blocks_of(node)["stored"]) == set(blocks_of(node)["needed"]), 60,
@@ -217,9 +220,7 @@ def test_adding_then_removing_a_node_moves_data_and_keeps_every_object_readable(
         a.cli("layout", "remove", gone.id[:12])
         a.cli("layout", "apply", "--version", "3")
         _settle(c, 3)
-        for node in c.nodes:
-            for k, v in objs.items():
-                assert get(node, "data", k) == v
+        all_readable([n for n in c.nodes if n is not gone])
         wait_until(lambda: blocks_of(gone)["stored"] == [], 60, "removed node offloaded its blocks")
     finally:
         c.stop()

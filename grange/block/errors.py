@@ -33,6 +33,10 @@ def _short(hash: bytes) -> str:
 class BlockError(Exception):
     """Base of every error raised on purpose by `grange.block` local storage."""
 
+    # The caller handles these (tries another holder, retries later): one log line at
+    # most, no traceback (grange.net logs unexpected handler errors with one).
+    expected = True
+
 
 class BlockNotFound(BlockError):
     """No copy of the block is stored in any of this node's data dirs."""

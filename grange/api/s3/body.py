@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.streams import EofStream
 
 from grange.api.common.signature import checksum as cks
 from grange.api.common.signature.canonical import PayloadMode, normalize_headers
@@ -52,7 +53,10 @@ class RequestBody:
             await self.http.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         content = self.http.content
         while True:
-            chunk = await content.readany()
+            try:
+                chunk = await content.readany()
+            except (ConnectionError, EofStream, ClientPayloadError) as e:  # the client went away
+                raise IncompleteBody(f"The request body ended early: {e}") from None
             if not chunk:
                 return
             yield chunk

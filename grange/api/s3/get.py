@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from grange.api.s3 import errors as s3err
 from grange.api.s3.context import S3Request
 from grange.model.s3.object_table import Complete, FirstBlock, InlineData, ObjectMeta, ObjectVersion
 from grange.model.s3.version_table import Version
+
+log = logging.getLogger("grange.api.s3")
 
 STORED_HEADER_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -199,13 +202,18 @@ async def handle_get_object(req: S3Request, head: bool = False) -> web.StreamRes
     resp = web.StreamResponse(status=status, headers={**headers, **req.common_headers()})
     resp.content_length = end - start
     await resp.prepare(req.http)
-    if isinstance(f.data, InlineData):
-        await resp.write(f.data.data[start:end])
-    else:
-        assert version is not None
-        async for chunk in stream_range(req, version, start, end):
-            await resp.write(chunk)
-    await resp.write_eof()
+    try:
+        if isinstance(f.data, InlineData):
+            await resp.write(f.data.data[start:end])
+        else:
+            assert version is not None
+            async for chunk in stream_range(req, version, start, end):
+                await resp.write(chunk)
+        await resp.write_eof()
+    except (ConnectionError, ClientConnectionResetError):
+        # the client stopped reading (closed early, or only wanted the headers): nothing
+        # to answer any more, and nothing went wrong on our side
+        log.debug("GET %s: client went away after %s", req.route.key, resp.headers.get("Content-Range", "headers"))
     return resp
 
 
