@@ -15,34 +15,15 @@ from typing import Any
 
 import click
 
-from grange.cli.client import CliError, admin_call
+from grange.cli.client import CliError
+from grange.cli.context import Ctx, pass_ctx
 from grange.cli.format import print_layout, print_layout_history, print_status, resolve_node
-from grange.util.config import Config, ConfigError, load_config
+from grange.cli.keys_buckets import bucket, key
+from grange.cli.operations import block, debug, repair, stats, worker
+from grange.util.config import ConfigError
 from grange.util.sizes import parse_size
 
 CONFIG_ENV = ("GRANGE_CONFIG_FILE", "GARAGE_CONFIG_FILE")
-
-
-class Ctx:
-    def __init__(self, config_path: str | None, rpc_host: str | None, rpc_secret: str | None) -> None:
-        self.config_path = config_path
-        self.rpc_host = rpc_host or os.environ.get("GRANGE_RPC_HOST") or os.environ.get("GARAGE_RPC_HOST")
-        self.rpc_secret = rpc_secret
-        self._config: Config | None = None
-
-    def config(self, require_secret: bool = True) -> Config:
-        if self._config is None or (require_secret and self._config.rpc_secret_bytes is None):
-            env = dict(os.environ)
-            if self.rpc_secret:
-                env["GRANGE_RPC_SECRET"] = self.rpc_secret
-            self._config = load_config(self.config_path, env, require_secret=require_secret)
-        return self._config
-
-    def call(self, op: str, body: Any = None, query: dict[str, str] | None = None, **streams: Any) -> Any:
-        return admin_call(self.config(), self.rpc_host, op, body, query, **streams)
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
 
 
 def _fail(message: str, code: int) -> None:
@@ -296,15 +277,8 @@ def json_api(c: Ctx, operation: str, payload: str | None) -> None:
     click.echo(json.dumps(c.call(operation, body, query), indent=2))
 
 
-from grange.cli.operations import block, debug, repair, stats, worker  # noqa: E402
-
-for _command in (worker, repair, block, stats, debug):
+for _command in (key, bucket, worker, repair, block, stats, debug):
     cli.add_command(_command)
-
-from grange.cli.keys_buckets import bucket, key  # noqa: E402
-
-cli.add_command(key)
-cli.add_command(bucket)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from grange.cli.client import CliError
+from grange.cli.context import Ctx, pass_ctx
 from grange.cli.format import table
 
 
@@ -18,21 +19,12 @@ def _node(all_nodes: bool) -> str:
     return "*" if all_nodes else "self"
 
 
-def _multi(c: Any, op: str, body: Any, all_nodes: bool) -> dict[str, Any]:
+def _multi(c: Ctx, op: str, body: Any, all_nodes: bool) -> dict[str, Any]:
     """Call a node-scoped operation; fail with the nodes' errors if any node failed."""
-    from grange.cli.main import Ctx
-
-    assert isinstance(c, Ctx)
     res = c.call(op, body, {"node": _node(all_nodes)})
     if res["error"]:
         raise CliError("; ".join(f"{n[:16]}: {e}" for n, e in res["error"].items()))
     return res["success"]  # type: ignore[no-any-return]
-
-
-def _pass_ctx(f: Any) -> Any:
-    from grange.cli.main import pass_ctx
-
-    return pass_ctx(f)
 
 
 # ---------------------------------------------------------------------- worker
@@ -46,7 +38,7 @@ def worker() -> None:
 @click.option("--busy", is_flag=True, help="Only busy workers")
 @click.option("--errors", is_flag=True, help="Only workers with errors")
 @click.option("--json", "as_json", is_flag=True)
-@_pass_ctx
+@pass_ctx
 def worker_list(c: Any, all_nodes: bool, busy: bool, errors: bool, as_json: bool) -> None:
     res = _multi(c, "ListWorkers", {"busyOnly": busy, "errorOnly": errors}, all_nodes)
     if as_json:
@@ -66,7 +58,7 @@ def worker_list(c: Any, all_nodes: bool, busy: bool, errors: bool, as_json: bool
 
 @worker.command("info")
 @click.argument("tid", type=int)
-@_pass_ctx
+@pass_ctx
 def worker_info(c: Any, tid: int) -> None:
     for _, w in _multi(c, "GetWorkerInfo", {"id": tid}, False).items():
         click.echo(json.dumps(w, indent=2))
@@ -75,7 +67,7 @@ def worker_info(c: Any, tid: int) -> None:
 @worker.command("get")
 @click.option("-a", "--all-nodes", is_flag=True)
 @click.argument("variable", required=False)
-@_pass_ctx
+@pass_ctx
 def worker_get(c: Any, all_nodes: bool, variable: str | None) -> None:
     for node, variables in _multi(c, "GetWorkerVariable", {"variable": variable}, all_nodes).items():
         for k, v in sorted(variables.items()):
@@ -86,7 +78,7 @@ def worker_get(c: Any, all_nodes: bool, variable: str | None) -> None:
 @click.option("-a", "--all-nodes", is_flag=True)
 @click.argument("variable")
 @click.argument("value")
-@_pass_ctx
+@pass_ctx
 def worker_set(c: Any, all_nodes: bool, variable: str, value: str) -> None:
     for node, res in _multi(c, "SetWorkerVariable", {"variable": variable, "value": value}, all_nodes).items():
         click.echo(f"{node[:16]}  {res['variable']} = {res['value']}")
@@ -103,7 +95,7 @@ _REPAIRS = {"tables": "tables", "blocks": "blocks", "versions": "versions", "mpu
 @click.option("--wait", is_flag=True, help="Return only when the repair pass is over")
 @click.argument("what", type=click.Choice([*_REPAIRS, "scrub"]))
 @click.argument("scrub_cmd", required=False, type=click.Choice(["start", "pause", "resume", "cancel"]))
-@_pass_ctx
+@pass_ctx
 def repair(c: Any, all_nodes: bool, yes: bool, wait: bool, what: str, scrub_cmd: str | None) -> None:
     """Launch a repair: tables, blocks, versions, mpu, block-refs, block-rc, rebalance, scrub CMD."""
     if not yes:
@@ -126,7 +118,7 @@ def block() -> None:
 
 @block.command("list-errors")
 @click.option("--json", "as_json", is_flag=True)
-@_pass_ctx
+@pass_ctx
 def block_list_errors(c: Any, as_json: bool) -> None:
     [errors] = _multi(c, "ListBlockErrors", None, False).values()
     if as_json:
@@ -141,7 +133,7 @@ def block_list_errors(c: Any, as_json: bool) -> None:
 
 @block.command("info")
 @click.argument("hash")
-@_pass_ctx
+@pass_ctx
 def block_info(c: Any, hash: str) -> None:
     [info] = _multi(c, "GetBlockInfo", {"blockHash": hash}, False).values()
     click.echo(json.dumps(info, indent=2))
@@ -150,7 +142,7 @@ def block_info(c: Any, hash: str) -> None:
 @block.command("retry-now")
 @click.option("--all", "all_", is_flag=True)
 @click.argument("hashes", nargs=-1)
-@_pass_ctx
+@pass_ctx
 def block_retry_now(c: Any, all_: bool, hashes: tuple[str, ...]) -> None:
     if not all_ and not hashes:
         raise click.UsageError("give block hashes, or --all")
@@ -162,7 +154,7 @@ def block_retry_now(c: Any, all_: bool, hashes: tuple[str, ...]) -> None:
 @block.command("purge")
 @click.option("--yes", is_flag=True)
 @click.argument("hashes", nargs=-1, required=True)
-@_pass_ctx
+@pass_ctx
 def block_purge(c: Any, yes: bool, hashes: tuple[str, ...]) -> None:
     if not yes:
         raise CliError("purging deletes every object that uses these blocks: add --yes to confirm")
@@ -173,7 +165,7 @@ def block_purge(c: Any, yes: bool, hashes: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------------- stats
 @click.command()
 @click.option("-a", "--all-nodes", is_flag=True)
-@_pass_ctx
+@pass_ctx
 def stats(c: Any, all_nodes: bool) -> None:
     """Statistics of this node (or all nodes) and of the cluster."""
     for node, res in _multi(c, "GetNodeStatistics", None, all_nodes).items():
@@ -191,7 +183,7 @@ def debug() -> None:
 @click.argument("bucket")
 @click.argument("key")
 @click.argument("file", type=click.File("rb"))
-@_pass_ctx
+@pass_ctx
 def debug_put(c: Any, bucket: str, key: str, file: Any) -> None:
     click.echo(json.dumps(c.call("InternalPutObject", {"bucket": bucket, "key": key}, upload=file)))
 
@@ -200,7 +192,7 @@ def debug_put(c: Any, bucket: str, key: str, file: Any) -> None:
 @click.argument("bucket")
 @click.argument("key")
 @click.argument("out", type=click.File("wb"), default="-")
-@_pass_ctx
+@pass_ctx
 def debug_get(c: Any, bucket: str, key: str, out: Any) -> None:
     meta = c.call("InternalGetObject", {"bucket": bucket, "key": key}, download=out)
     out.flush()
@@ -210,7 +202,7 @@ def debug_get(c: Any, bucket: str, key: str, out: Any) -> None:
 @debug.command("delete-object")
 @click.argument("bucket")
 @click.argument("key")
-@_pass_ctx
+@pass_ctx
 def debug_delete(c: Any, bucket: str, key: str) -> None:
     c.call("InternalDeleteObject", {"bucket": bucket, "key": key})
 
@@ -219,19 +211,19 @@ def debug_delete(c: Any, bucket: str, key: str) -> None:
 @click.argument("bucket")
 @click.option("--start")
 @click.option("--limit", type=int, default=1000)
-@_pass_ctx
+@pass_ctx
 def debug_list(c: Any, bucket: str, start: str | None, limit: int) -> None:
     click.echo(json.dumps(c.call("InternalListObjects", {"bucket": bucket, "start": start, "limit": limit})))
 
 
 @debug.command("table-info")
-@_pass_ctx
+@pass_ctx
 def debug_table_info(c: Any) -> None:
     click.echo(json.dumps(c.call("InternalTableInfo"), indent=2))
 
 
 @debug.command("block-list")
-@_pass_ctx
+@pass_ctx
 def debug_block_list(c: Any) -> None:
     click.echo(json.dumps(c.call("InternalBlockList")))
 
