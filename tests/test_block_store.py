@@ -45,7 +45,8 @@ from grange.block.errors import (
     InvalidDataDirConfig,
     NoWritableDataDir,
 )
-from grange.block.store import BlockStore, LocalBlockStore, MemoryBlockStore, block_hash
+from grange.block.memory_store import MemoryBlockStore
+from grange.block.store import BlockStore, LocalBlockStore, block_hash
 from grange.util.config import Config, DataDir
 
 MIB = 1024 * 1024
