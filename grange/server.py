@@ -22,10 +22,11 @@ from grange.api.admin.rpc import ENDPOINT as ADMIN_ENDPOINT
 from grange.api.admin.rpc import rpc_handler
 from grange.model.model import Model
 from grange.net.keys import load_or_create_node_key, make_tls_identity
-from grange.net.netapp import NetApp, split_host_port
+from grange.net.netapp import NetApp
 from grange.rpc.layout.manager import LayoutManager
 from grange.rpc.layout.version import NodeRole
 from grange.rpc.system import System
+from grange.util.addr import split_host_port
 from grange.util.background import Supervisor
 from grange.util.config import Config
 

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grange.net.errors import RpcError
 from grange.net.frame import Priority
 from grange.net.keys import make_tls_identity, read_node_id
-from grange.net.netapp import NetApp, split_host_port
+from grange.net.netapp import NetApp
+from grange.util.addr import split_host_port
 from grange.util.config import Config
 
 CLI_TIMEOUT_S = 120.0

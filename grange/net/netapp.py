@@ -22,17 +22,11 @@ from grange.net.conn import Connection, Handler, RecvStream, Reply, read_all
 from grange.net.errors import NotConnected, RpcTimeout
 from grange.net.frame import MAX_FRAME_LEN_DEFAULT, MAX_HEADER_LEN_DEFAULT, Priority
 from grange.net.keys import PeerIdentityError, TlsIdentity, peer_id_from_ssl
+from grange.util.addr import split_host_port
 
 log = logging.getLogger("grange.net")
 
 HANDSHAKE_TIMEOUT_S = 10.0
-
-
-def split_host_port(addr: str) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"address must be HOST:PORT, got {addr!r}")
-    return host.strip("[]"), int(port)
 
 
 class NetApp:
@@ -166,7 +160,10 @@ class NetApp:
             del self._connecting[peer_id]
 
     async def _dial(self, peer_id: str, addr: str) -> Connection:
-        host, port = split_host_port(addr)
+        try:
+            host, port = split_host_port(addr)
+        except ValueError as e:  # e.g. a malformed address gossiped by a peer
+            raise NotConnected(f"invalid address {addr!r}: {e}") from None
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._handshake_timeout_s):
