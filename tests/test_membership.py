@@ -84,7 +84,8 @@ async def test_staged_changes_made_on_two_nodes_both_survive_gossip(tmp_path) ->
                    and set(sb.layout.history.staged_role_changes()) == both)
     await sb.layout.apply(1)
     await wait_for(lambda: sa.layout.current().version == 1)
-    assert sa.layout.digest == sb.layout.digest
+    # then the update trackers (each node's ack/sync) converge too
+    await wait_for(lambda: sa.layout.digest == sb.layout.digest)
     assert set(sa.layout.current().roles) == both
     # the applied layout was persisted: a new manager reads it back
     assert LayoutManager(sa.metadata_dir, 1, sa.id).current().version == 1
