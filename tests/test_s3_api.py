@@ -323,3 +323,72 @@ def test_signed_aws_chunked_upload_is_verified_chunk_by_chunk(s3_single) -> None
     assert status == 403 and b"SignatureDoesNotMatch" in body
     with raises_code("NoSuchKey"):
         access.client(node).get_object(Bucket="test", Key="tampered")
+
+
+def _trailer_put(node, access, key: str, data: bytes, crc: str, signed: bool) -> tuple[int, bytes]:
+    """A PUT with a trailing x-amz-checksum-crc32, as current SDKs send by default:
+    `STREAMING-UNSIGNED-PAYLOAD-TRAILER`, or with signed chunks and a signed trailer."""
+    import hashlib as _h
+    import http.client
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from grange.api.common.signature.canonical import signing_key
+    from grange.api.common.signature.streaming import chunk_signature, trailer_signature
+
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if signed else "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+    class Auth(S3SigV4Auth):
+        def payload(self, request):  # noqa: ANN001, ANN201
+            return mode
+
+    req = AWSRequest("PUT", f"{node.s3_endpoint}/test/{key}", headers={
+        "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": "x-amz-checksum-crc32"})
+    Auth(Credentials(access.key_id, access.secret), "s3", "garage").add_auth(req)
+    seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
+    amz_date = req.headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/garage/s3/aws4_request"
+    k = signing_key(access.secret, amz_date[:8], "garage", "s3")
+    body, prev = b"", seed
+    for piece in (data[:40_000], data[40_000:], b""):  # two data chunks, then the final empty one
+        if signed:
+            prev = chunk_signature(k, amz_date, scope, prev, _h.sha256(piece).hexdigest())
+            body += f"{len(piece):x};chunk-signature={prev}\r\n".encode()
+        else:
+            body += f"{len(piece):x}\r\n".encode()
+        body += piece + (b"\r\n" if piece else b"")
+    body += f"x-amz-checksum-crc32:{crc}\r\n".encode()
+    if signed:
+        sig = trailer_signature(k, amz_date, scope, prev, [("x-amz-checksum-crc32", crc)])
+        body += f"x-amz-trailer-signature:{sig}\r\n".encode()
+    body += b"\r\n"
+    conn = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
+    headers = dict(req.headers.items())
+    headers["Content-Length"] = str(len(body))
+    conn.request("PUT", f"/test/{key}", body=body, headers=headers)
+    resp = conn.getresponse()
+    out = (resp.status, resp.read())
+    conn.close()
+    return out
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned-trailer", "signed-trailer"])
+def test_trailing_checksums_are_verified(s3_single, signed: bool) -> None:
+    import base64
+    import zlib
+
+    c, access = s3_single
+    node = c.nodes[0]
+    data = os.urandom(100_000)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    status, body = _trailer_put(node, access, "with-trailer", data, crc, signed)
+    assert status == 200, body
+    got = access.client(node).get_object(Bucket="test", Key="with-trailer", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data and got["ChecksumCRC32"] == crc
+    status, body = _trailer_put(node, access, "bad-trailer", data, "AAAAAA==", signed)
+    assert status == 400 and b"BadDigest" in body
+    with raises_code("NoSuchKey"):
+        access.client(node).get_object(Bucket="test", Key="bad-trailer")
