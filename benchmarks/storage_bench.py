@@ -45,6 +45,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from block_store_bench import raw_write  # noqa: E402  (same reference as the block store bench)
+
 from grange.cli.client import admin_call  # noqa: E402
 from grange.util.config import load_config  # noqa: E402
 from tests.cluster import Cluster, wait_until  # noqa: E402
@@ -52,23 +54,6 @@ from tests.cluster import Cluster, wait_until  # noqa: E402
 MIB = 1024 * 1024
 TABLE_WARMUP_OPS = 200
 BLOCK_WARMUP = 4
-
-
-def raw_write(directory: str, mib: int) -> float:
-    """dd-style reference: one file, 1 MiB writes, fsync at the end; MB/s."""
-    chunk = os.urandom(MIB)
-    path = os.path.join(directory, "raw.bin")
-    start = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for _ in range(mib):
-            os.write(fd, chunk)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    elapsed = time.perf_counter() - start
-    os.unlink(path)
-    return mib * MIB / elapsed / 1e6
 
 
 def emit(row: dict[str, Any]) -> None:
