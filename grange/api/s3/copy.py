@@ -32,7 +32,6 @@ read, because the part's ETag is the md5 of its bytes (Garage does the same).
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from aiohttp import web
 from grange.api.s3 import errors as s3err
 from grange.api.s3 import xml
 from grange.api.s3.context import S3Request
+from grange.api.s3.get import check_conditions
 from grange.api.s3.multipart import model_errors, part_number_of, upload_id_of
 from grange.api.s3.put import metadata_headers
 from grange.model.s3 import multipart as mpu
@@ -116,36 +116,9 @@ async def find_source(req: S3Request) -> Source:
     return Source(bucket_id, key, obj, last, last.state.data)
 
 
-def _http_time(value: str) -> float | None:
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _etag_in(header: str, etag: str) -> bool:
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or f'"{etag}"' in tags or etag in tags
-
-
 def check_copy_conditions(req: S3Request, src: Source) -> None:
-    """The ``x-amz-copy-source-if-*`` headers against the source (unparsable dates are ignored)."""
-    h = req.headers
-    etag, mtime = src.meta.etag, src.version.timestamp // 1000
-    if "x-amz-copy-source-if-match" in h:
-        if not _etag_in(h["x-amz-copy-source-if-match"], etag):
-            raise s3err.PreconditionFailed(condition="x-amz-copy-source-If-Match")
-    elif "x-amz-copy-source-if-unmodified-since" in h:
-        t = _http_time(h["x-amz-copy-source-if-unmodified-since"])
-        if t is not None and mtime > t:
-            raise s3err.PreconditionFailed(condition="x-amz-copy-source-If-Unmodified-Since")
-    if "x-amz-copy-source-if-none-match" in h:
-        if _etag_in(h["x-amz-copy-source-if-none-match"], etag):
-            raise s3err.PreconditionFailed(condition="x-amz-copy-source-If-None-Match")
-    elif "x-amz-copy-source-if-modified-since" in h:
-        t = _http_time(h["x-amz-copy-source-if-modified-since"])
-        if t is not None and mtime <= t:
-            raise s3err.PreconditionFailed(condition="x-amz-copy-source-If-Modified-Since")
+    """The ``x-amz-copy-source-if-*`` headers against the source: a failure is 412."""
+    check_conditions(req, src.meta.etag, src.version.timestamp, prefix="x-amz-copy-source-", not_modified=False)
 
 
 async def _source_version(req: S3Request, src: Source) -> Version:

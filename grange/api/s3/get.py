@@ -51,23 +51,35 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in tags or f'"{etag}"' in tags or etag in tags
 
 
-def check_conditions(req: S3Request, etag: str, last_modified_ms: int) -> None:
+def check_conditions(req: S3Request, etag: str, last_modified_ms: int, *, prefix: str = "",
+                     not_modified: bool = True) -> None:
+    """Conditional headers in RFC 7232 order; unparsable dates are ignored.
+
+    GetObject/HeadObject: `If-*`, a match on If-None-Match / If-Modified-Since is 304.
+    Copies: `prefix="x-amz-copy-source-"` and `not_modified=False` (those are 412 there).
+    """
     h = req.headers
     mtime = last_modified_ms // 1000
-    if "If-Match" in h:
-        if not _etag_matches(h["If-Match"], etag):
-            raise s3err.PreconditionFailed(condition="If-Match")
-    elif "If-Unmodified-Since" in h:
-        t = _parse_http_date(h["If-Unmodified-Since"])
+
+    def unchanged(condition: str) -> s3err.S3Error:
+        if not_modified:
+            return s3err.NotModified(etag=f'"{etag}"', last_modified=http_date(last_modified_ms))
+        return s3err.PreconditionFailed(condition=condition)
+
+    if (name := prefix + "If-Match") in h:
+        if not _etag_matches(h[name], etag):
+            raise s3err.PreconditionFailed(condition=name)
+    elif (name := prefix + "If-Unmodified-Since") in h:
+        t = _parse_http_date(h[name])
         if t is not None and mtime > t:
-            raise s3err.PreconditionFailed(condition="If-Unmodified-Since")
-    if "If-None-Match" in h:
-        if _etag_matches(h["If-None-Match"], etag):
-            raise s3err.NotModified(etag=f'"{etag}"', last_modified=http_date(last_modified_ms))
-    elif "If-Modified-Since" in h:
-        t = _parse_http_date(h["If-Modified-Since"])
+            raise s3err.PreconditionFailed(condition=name)
+    if (name := prefix + "If-None-Match") in h:
+        if _etag_matches(h[name], etag):
+            raise unchanged(name)
+    elif (name := prefix + "If-Modified-Since") in h:
+        t = _parse_http_date(h[name])
         if t is not None and mtime <= t:
-            raise s3err.NotModified(etag=f'"{etag}"', last_modified=http_date(last_modified_ms))
+            raise unchanged(name)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
