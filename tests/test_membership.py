@@ -87,6 +87,7 @@ async def test_staged_changes_made_on_two_nodes_both_survive_gossip(tmp_path) ->
     # then the update trackers (each node's ack/sync) converge too
     await wait_for(lambda: sa.layout.digest == sb.layout.digest)
     assert set(sa.layout.current().roles) == both
-    # the applied layout was persisted: a new manager reads it back
+    # a layout received by gossip is written in the background: once written, a new manager reads it
+    await sa.layout.save()
     assert LayoutManager(sa.metadata_dir, 1, sa.id).current().version == 1
     await stop(a, b)
